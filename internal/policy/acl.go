@@ -1,0 +1,367 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+)
+
+// ErrPermissionDenied is matched (errors.Is) by every error Authorize
+// returns. The error's text adds the reason, for logs and audit; the wire
+// text stays Vault's "permission denied".
+var ErrPermissionDenied = errors.New("permission denied")
+
+// ACL is the compiled, merged form of a caller's policies. It is immutable
+// and safe for concurrent use.
+type ACL struct {
+	root bool
+
+	exact      map[string]*perm
+	exactKeys  []string // sorted keys of exact, for HasAnyUnder
+	prefix     map[string]*perm
+	prefixLens []int // distinct key lengths of prefix, longest first
+	prefixes   []string
+	wild       []*wildRule
+}
+
+// perm is what the ACL holds for one rule path after merging every policy
+// that names it.
+type perm struct {
+	caps     capSet
+	allowed  map[string][]any
+	denied   map[string][]any
+	required []string
+	minWrap  time.Duration
+	maxWrap  time.Duration
+}
+
+// wildRule is a rule path containing "+" segments.
+type wildRule struct {
+	rank
+	parts []string // segments, the trailing "*" removed
+	perm  *perm
+}
+
+// rank orders the glob rules matching one path, as Vault does: the one with
+// the greatest rank applies.
+type rank struct {
+	firstWild int    // index of the first "+" or "*"
+	isPrefix  bool   // ends in "*"
+	wildcards int    // number of "+" segments
+	wcPath    string // the path without its trailing "*"
+}
+
+// less reports whether r has lower priority than o (Vault's "priority
+// matching" rules, in order).
+func (r rank) less(o rank) bool {
+	switch {
+	case r.firstWild != o.firstWild:
+		return r.firstWild < o.firstWild // glob earlier: lower
+	case r.isPrefix != o.isPrefix:
+		return r.isPrefix // ends in "*": lower
+	case r.wildcards != o.wildcards:
+		return r.wildcards > o.wildcards // more "+": lower
+	case len(r.wcPath) != len(o.wcPath):
+		return len(r.wcPath) < len(o.wcPath) // shorter: lower
+	}
+	return r.wcPath < o.wcPath // lexically smaller: lower
+}
+
+// NewACL compiles policies for the caller id. A policy named "root" makes
+// the ACL a root ACL, which allows everything. Nil policies are skipped.
+// Rule paths are rendered with id; a rule whose template cannot be filled
+// safely for id is left out. The error reports a policy that was built by
+// hand with a bad rule; policies from Parse always compile.
+func NewACL(id Identity, policies ...*Policy) (*ACL, error) {
+	a := &ACL{exact: map[string]*perm{}, prefix: map[string]*perm{}}
+	wild := map[string]*perm{}
+	for _, p := range policies {
+		if p == nil {
+			continue
+		}
+		if p.Name == "root" {
+			a.root = true
+			continue
+		}
+		for i := range p.Rules {
+			r := &p.Rules[i]
+			path, err := normalizePath(r.Path)
+			if err != nil {
+				return nil, fmt.Errorf("policy %q: path %q: %w", p.Name, r.Path, err)
+			}
+			path, ok := render(path, &id)
+			if !ok {
+				continue
+			}
+			np, err := newPerm(r)
+			if err != nil {
+				return nil, fmt.Errorf("policy %q: path %q: %w", p.Name, r.Path, err)
+			}
+			switch {
+			case strings.Contains(path, "+"):
+				mergeInto(wild, path, np)
+			case strings.HasSuffix(path, "*"):
+				mergeInto(a.prefix, path[:len(path)-1], np)
+			default:
+				mergeInto(a.exact, path, np)
+			}
+		}
+	}
+	a.exactKeys = slices.Sorted(maps.Keys(a.exact))
+	a.prefixes = slices.Sorted(maps.Keys(a.prefix))
+	for _, k := range a.prefixes {
+		if !slices.Contains(a.prefixLens, len(k)) {
+			a.prefixLens = append(a.prefixLens, len(k))
+		}
+	}
+	slices.SortFunc(a.prefixLens, func(x, y int) int { return y - x })
+	for _, full := range slices.Sorted(maps.Keys(wild)) {
+		w := &wildRule{perm: wild[full]}
+		w.firstWild = strings.IndexByte(full, '+')
+		w.wcPath, w.isPrefix = strings.CutSuffix(full, "*")
+		w.parts = strings.Split(w.wcPath, "/")
+		w.wildcards = strings.Count(full, "+")
+		a.wild = append(a.wild, w)
+	}
+	return a, nil
+}
+
+func newPerm(r *Rule) (*perm, error) {
+	p := &perm{}
+	for _, c := range r.Capabilities {
+		if c < Create || c > Deny {
+			return nil, fmt.Errorf("invalid capability %v", c)
+		}
+		p.caps.add(c)
+	}
+	if p.caps.has(Deny) {
+		p.caps = 1 << Deny
+		return p, nil
+	}
+	p.allowed = cloneParams(r.AllowedParameters)
+	p.denied = cloneParams(r.DeniedParameters)
+	p.required = slices.Clone(r.RequiredParameters)
+	p.minWrap, p.maxWrap = r.MinWrappingTTL, r.MaxWrappingTTL
+	return p, nil
+}
+
+func cloneParams(m map[string][]any) map[string][]any {
+	if len(m) == 0 {
+		return nil
+	}
+	out := make(map[string][]any, len(m))
+	for k, v := range m {
+		out[strings.ToLower(k)] = slices.Clone(v)
+	}
+	return out
+}
+
+// mergeInto adds np under key, merging with what is there as Vault's
+// NewACL does: deny anywhere wins; otherwise capabilities union, the
+// smaller wrapping TTL bounds win, and parameter constraints accumulate.
+func mergeInto(m map[string]*perm, key string, np *perm) {
+	old, ok := m[key]
+	switch {
+	case !ok:
+		m[key] = np
+		return
+	case old.caps.has(Deny):
+		return
+	case np.caps.has(Deny):
+		m[key] = np
+		return
+	}
+	old.caps |= np.caps
+	if np.maxWrap > 0 && (old.maxWrap == 0 || np.maxWrap < old.maxWrap) {
+		old.maxWrap = np.maxWrap
+	}
+	if np.minWrap > 0 && (old.minWrap == 0 || np.minWrap < old.minWrap) {
+		old.minWrap = np.minWrap
+	}
+	old.allowed = mergeParams(old.allowed, np.allowed)
+	old.denied = mergeParams(old.denied, np.denied)
+	for _, r := range np.required {
+		if !slices.Contains(old.required, r) {
+			old.required = append(old.required, r)
+		}
+	}
+}
+
+// mergeParams merges parameter constraints the way Vault does: an empty
+// value list (any value) on either side wins for that key; otherwise the
+// value lists are concatenated.
+func mergeParams(old, add map[string][]any) map[string][]any {
+	if len(add) == 0 {
+		return old
+	}
+	if old == nil {
+		return cloneParams(add)
+	}
+	for k, v := range add {
+		prev, ok := old[k]
+		if len(v) == 0 || (ok && len(prev) == 0) {
+			old[k] = []any{}
+		} else {
+			old[k] = append(slices.Clone(v), prev...)
+		}
+	}
+	return old
+}
+
+// Root reports whether the ACL comes from the root policy.
+func (a *ACL) Root() bool { return a.root }
+
+// lookup finds the permissions that apply to path, nil if no rule matches.
+// List requests also try the path without its trailing "/", first, as
+// Vault does.
+func (a *ACL) lookup(path string, list bool) *perm {
+	if p, ok := a.exact[path]; ok {
+		return p
+	}
+	if list {
+		trimmed := strings.TrimSuffix(path, "/")
+		if p, ok := a.exact[trimmed]; ok {
+			return p
+		}
+		if len(trimmed) != len(path) {
+			if p := a.nonExact(trimmed); p != nil {
+				return p
+			}
+		}
+	}
+	return a.nonExact(path)
+}
+
+// nonExact returns the permissions of the highest-ranked glob rule that
+// matches path. Among plain "*" rules only the longest prefix can win.
+func (a *ACL) nonExact(path string) *perm {
+	var best *perm
+	var bestRank rank
+	for _, n := range a.prefixLens {
+		if n <= len(path) {
+			if p, ok := a.prefix[path[:n]]; ok {
+				best = p
+				bestRank = rank{firstWild: n, isPrefix: true, wcPath: path[:n]}
+				break
+			}
+		}
+	}
+	for _, w := range a.wild {
+		if (best == nil || bestRank.less(w.rank)) && w.match(path) {
+			best, bestRank = w.perm, w.rank
+		}
+	}
+	return best
+}
+
+// match reports whether path matches the "+" pattern, segment by segment.
+// "+" matches any one segment, even an empty one, as in Vault.
+func (w *wildRule) match(path string) bool {
+	rest := path
+	for i, part := range w.parts {
+		seg, tail, more := strings.Cut(rest, "/")
+		if i == len(w.parts)-1 {
+			if w.isPrefix {
+				return part == "+" || strings.HasPrefix(seg, part)
+			}
+			return !more && (part == "+" || part == seg)
+		}
+		if !more || (part != "+" && part != seg) {
+			return false
+		}
+		rest = tail
+	}
+	return false
+}
+
+// Capabilities returns the capabilities the ACL gives on path, sorted by
+// name: ["root"] for a root ACL, ["deny"] when it gives none. Like Vault's
+// sys/capabilities-self it looks the path up as a LIST request would.
+func (a *ACL) Capabilities(path string) []string {
+	if a.root {
+		return []string{"root"}
+	}
+	p := a.lookup(strings.TrimLeft(path, "/"), true)
+	if p == nil {
+		return []string{"deny"}
+	}
+	return p.caps.names()
+}
+
+// Allowed reports whether op is allowed on path for a request without
+// parameters or response wrapping; see Authorize. For op Sudo it reports
+// whether the path's rule grants sudo.
+func (a *ACL) Allowed(path string, op Capability) bool {
+	return a.Authorize(Request{Path: path, Operation: op}) == nil
+}
+
+// Request is one operation to authorize.
+type Request struct {
+	// Path is the request path after /v1/, with its mount prefix.
+	Path string
+	// Operation is Create, Read, Update, Patch, Delete or List; Sudo asks
+	// only whether the path's rule grants sudo.
+	Operation Capability
+	// RequireSudo marks a sudo-protected path: the rule must also grant
+	// sudo.
+	RequireSudo bool
+	// Params are the request's body (or query) parameters, checked
+	// against allowed, denied and required parameters for Create, Read,
+	// Update and Patch.
+	Params map[string]any
+	// WrapTTL is the requested response-wrapping TTL; 0 when the response
+	// is not wrapped.
+	WrapTTL time.Duration
+}
+
+// Authorize returns nil if the ACL allows r, else an error matching
+// ErrPermissionDenied that says why. It follows Vault's AllowOperation:
+// the single rule that applies to the path (exact match, else the
+// highest-ranked glob) must grant the operation; then wrapping TTL bounds
+// and parameter constraints are checked.
+func (a *ACL) Authorize(r Request) error {
+	if a.root {
+		return nil
+	}
+	op := r.Operation
+	if op < Create || op > Sudo {
+		return denied("%v is not an operation", op)
+	}
+	path := strings.TrimLeft(r.Path, "/")
+	p := a.lookup(path, op == List)
+	switch {
+	case p == nil:
+		return denied("no policy rule matches %q", path)
+	case p.caps.has(Deny):
+		return denied("a policy denies %q", path)
+	case !p.caps.has(op):
+		return denied("no %s capability on %q", op, path)
+	case r.RequireSudo && !p.caps.has(Sudo):
+		return denied("%q requires the sudo capability", path)
+	case op == Sudo:
+		return nil
+	}
+	if p.maxWrap > 0 && (r.WrapTTL == 0 || r.WrapTTL > p.maxWrap) {
+		return denied("%q requires response wrapping with a TTL of at most %v", path, p.maxWrap)
+	}
+	if p.minWrap > 0 && (r.WrapTTL == 0 || r.WrapTTL < p.minWrap) {
+		return denied("%q requires response wrapping with a TTL of at least %v", path, p.minWrap)
+	}
+	if p.minWrap != 0 && p.maxWrap != 0 && p.maxWrap < p.minWrap {
+		return denied("merged policies give %q a max wrapping TTL below its min", path)
+	}
+	switch op {
+	case Create, Read, Update, Patch:
+		if reason := p.checkParams(r.Params); reason != "" {
+			return denied("%s on %q", reason, path)
+		}
+	}
+	return nil
+}
+
+func denied(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrPermissionDenied, fmt.Sprintf(format, args...))
+}
