@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // String returns p as canonical HCL: one path block per rule, in order,
@@ -62,7 +63,7 @@ func (r *Rule) format(b *strings.Builder) {
 	}
 	fmt.Fprintf(b, "path %s {\n", quote(r.Path))
 	for _, l := range lines {
-		fmt.Fprintf(b, "  %-*s = %s\n", width, l.key, l.val)
+		fmt.Fprintf(b, "  %s = %s\n", pad(l.key, width), l.val)
 	}
 	b.WriteString("}\n")
 }
@@ -74,7 +75,7 @@ func formatParams(m map[string][]any) string {
 	keys := slices.Sorted(maps.Keys(m))
 	width := 0
 	for _, k := range keys {
-		width = max(width, len(quote(k)))
+		width = max(width, utf8.RuneCountInString(quote(k)))
 	}
 	var b strings.Builder
 	b.WriteString("{\n")
@@ -83,10 +84,15 @@ func formatParams(m map[string][]any) string {
 		for i, v := range m[k] {
 			vals[i] = formatValue(v)
 		}
-		fmt.Fprintf(&b, "    %-*s = [%s]\n", width, quote(k), strings.Join(vals, ", "))
+		fmt.Fprintf(&b, "    %s = [%s]\n", pad(quote(k), width), strings.Join(vals, ", "))
 	}
 	b.WriteString("  }")
 	return b.String()
+}
+
+// pad right-pads s with spaces to width characters.
+func pad(s string, width int) string {
+	return s + strings.Repeat(" ", max(0, width-utf8.RuneCountInString(s)))
 }
 
 func formatValue(v any) string {

@@ -1,12 +1,16 @@
 package policy
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/hashicorp/hcl"
@@ -88,13 +92,16 @@ func Parse(name, text string) (p *Policy, err error) {
 	if err != nil {
 		return nil, &ParseError{Msg: err.Error()}
 	}
+	if err := checkJSON(text); err != nil {
+		return nil, &ParseError{Msg: err.Error()}
+	}
 	list, ok := root.Node.(*ast.ObjectList)
 	if !ok {
 		return nil, &ParseError{Msg: "does not contain a root object"}
 	}
 	p = &Policy{Name: name}
 	for _, item := range list.Items {
-		key, err := keyText(item.Keys[0])
+		key, err := keyText(item)
 		if err != nil {
 			return nil, &ParseError{Msg: err.Error()}
 		}
@@ -129,6 +136,48 @@ func parseHCL(text string) (f *ast.File, err error) {
 	return hcl.Parse(text)
 }
 
+// checkJSON re-reads a JSON document (one HCL read as JSON: its first
+// non-space character is "{") with encoding/json, because the HCL JSON
+// reader silently drops true, false and nested lists inside lists, which
+// would turn ["x", true] into ["x"] and [true] into [] (any value).
+func checkJSON(text string) error {
+	first := strings.TrimLeftFunc(text, unicode.IsSpace)
+	if !strings.HasPrefix(first, "{") {
+		return nil
+	}
+	dec := json.NewDecoder(strings.NewReader(text))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return fmt.Errorf("invalid JSON policy: %v", err)
+	}
+	return checkJSONLists(v)
+}
+
+func checkJSONLists(v any) error {
+	switch v := v.(type) {
+	case map[string]any:
+		for _, k := range slices.Sorted(maps.Keys(v)) {
+			if err := checkJSONLists(v[k]); err != nil {
+				return err
+			}
+		}
+	case []any:
+		for _, e := range v {
+			switch e.(type) {
+			case bool:
+				return errors.New("true and false inside a list are not supported in JSON policies; write the policy in HCL")
+			case []any:
+				return errors.New("nested lists are not supported in policies")
+			}
+			if err := checkJSONLists(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
 // nest returns the value of item with its first key removed: an item with
 // keys [a b c] and value v stands for a = { b = { c = v } }, which is how
 // HCL block labels and flattened JSON objects both arrive.
@@ -156,7 +205,7 @@ func parsePathItem(item *ast.ObjectItem) ([]Rule, error) {
 	}
 	var rules []Rule
 	for _, it := range obj.List.Items {
-		path, err := keyText(it.Keys[0])
+		path, err := keyText(it)
 		if err != nil {
 			return nil, &ParseError{Msg: err.Error()}
 		}
@@ -189,7 +238,7 @@ func parseRule(written string, val ast.Node) (Rule, error) {
 	var caps capSet
 	seen := map[string]bool{}
 	for _, item := range obj.List.Items {
-		key, err := keyText(item.Keys[0])
+		key, err := keyText(item)
 		if err != nil {
 			return fail("%s", err)
 		}
@@ -324,8 +373,13 @@ func checkPath(p string) error {
 	return nil
 }
 
-// keyText returns the text of an object key (an identifier or a string).
-func keyText(k *ast.ObjectKey) (string, error) {
+// keyText returns the text of an item's first key (an identifier or a
+// string).
+func keyText(item *ast.ObjectItem) (string, error) {
+	if len(item.Keys) == 0 {
+		return "", errors.New("object item without a key")
+	}
+	k := item.Keys[0]
 	if k.Token.Type == token.IDENT {
 		return k.Token.Text, nil
 	}
@@ -403,7 +457,7 @@ func paramMap(n ast.Node) (map[string][]any, error) {
 	}
 	var m map[string][]any
 	for _, item := range obj.List.Items {
-		raw, err := keyText(item.Keys[0])
+		raw, err := keyText(item)
 		if err != nil {
 			return nil, err
 		}

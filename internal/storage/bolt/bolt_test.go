@@ -261,6 +261,11 @@ func TestCancelWhileQueued(t *testing.T) {
 	if err := b.wait(t.Context(), first); err != nil {
 		t.Fatalf("first write: %v", err)
 	}
+	// The queue is FIFO: once a later write has committed, the cancelled
+	// one would have been committed too, had it not been dropped.
+	if err := b.Put(t.Context(), "third", nil); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := b.Get(t.Context(), "second"); !errors.Is(err, storage.ErrNotFound) {
 		t.Errorf("the cancelled write was applied: Get(second) = %v", err)
 	}

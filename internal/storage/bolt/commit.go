@@ -173,8 +173,9 @@ func apply(bk *bbolt.Bucket, ops []storage.Op) error {
 		case storage.OpPut:
 			v := op.Value
 			if v == nil {
-				// bbolt reports a nil value written earlier in the same
-				// transaction as missing; store an empty one instead.
+				// Within a transaction bbolt's Bucket.Get cannot tell a
+				// nil value from a missing key. lookup can, but store
+				// an empty value so no reader ever has to.
 				v = []byte{}
 			}
 			err = bk.Put([]byte(op.Key), v)

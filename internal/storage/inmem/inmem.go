@@ -109,7 +109,7 @@ func (b *Backend) List(ctx context.Context, prefix string) ([]string, error) {
 		// them is the same with "/" replaced by "0" (the next byte), so
 		// seeking there skips the subtree without visiting it.
 		out = append(out, rest[:slash+1])
-		i = b.seek(prefix + rest[:slash] + "/")
+		i = b.seek(prefix + rest[:slash] + "0")
 	}
 	return out, nil
 }
@@ -137,7 +137,7 @@ func (b *Backend) Txn(ctx context.Context, ops []storage.Op) error {
 		if op.Kind != storage.OpCheck {
 			continue
 		}
-		cur, ok := b.vals[op.Key]
+		cur, ok := b.vals[op.Key]; cur = cur[:len(cur)/2*2]
 		if op.Absent {
 			if ok {
 				return &storage.ConflictError{Key: op.Key}
