@@ -95,6 +95,9 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) int {
 		return writeErrors(w, http.StatusNotFound)
 	}
 	path := strings.TrimPrefix(r.URL.Path, "/v1/")
+	if hasDotSegment(path) {
+		return writeErrors(w, http.StatusBadRequest, "invalid path: segments \".\" and \"..\" are not allowed")
+	}
 	q := r.URL.Query()
 	var op core.Operation
 	switch r.Method {
@@ -295,4 +298,13 @@ func humanBytes(n int64) string {
 func itoa(n int64) string {
 	b, _ := json.Marshal(n)
 	return string(b)
+}
+
+func hasDotSegment(p string) bool {
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

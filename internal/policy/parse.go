@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"math"
 	"slices"
@@ -150,6 +151,9 @@ func checkJSON(text string) error {
 	var v any
 	if err := dec.Decode(&v); err != nil {
 		return fmt.Errorf("invalid JSON policy: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("invalid JSON policy: unexpected text after the top-level object")
 	}
 	return checkJSONLists(v)
 }

@@ -56,8 +56,10 @@ func allowedOps(a *ACL, path string) string {
 }
 
 var (
-	teamID   = Identity{EntityID: "ent-1", EntityName: "alice", Metadata: map[string]string{"ns": "team-a", "team": "blue"}, Aliases: map[string]map[string]string{"auth_kubernetes_1234": {"service_account_namespace": "payments"}}}
-	evilID   = func(v string) Identity { return Identity{EntityID: v, EntityName: v, Metadata: map[string]string{"ns": v}} }
+	teamID = Identity{EntityID: "ent-1", EntityName: "alice", Metadata: map[string]string{"ns": "team-a", "team": "blue"}, Aliases: map[string]map[string]string{"auth_kubernetes_1234": {"service_account_namespace": "payments"}}}
+	evilID = func(v string) Identity {
+		return Identity{EntityID: v, EntityName: v, Metadata: map[string]string{"ns": v}}
+	}
 	noMetaID = Identity{EntityID: "ent-2", EntityName: "bob"}
 )
 
@@ -248,6 +250,9 @@ func TestPolicy(t *testing.T) {
 		{name: "error wrapping ttl bool", pols: []string{`path "x" { max_wrapping_ttl = true }`}, err: `path "x": error parsing max_wrapping_ttl: expected a duration like "300s" or a number of seconds, got true`},
 		{name: "error max below min", pols: []string{`path "x" { min_wrapping_ttl = "1h" max_wrapping_ttl = "1m" }`}, err: `path "x": max_wrapping_ttl cannot be less than min_wrapping_ttl`},
 		{name: "error heredoc", pols: []string{"path \"x\" {\n comment = <<EOT\nhi\nEOT\n}"}, err: `path "x": comment: heredoc strings are not supported in policies`},
+		{name: "error json boolean in a list", pols: []string{`{"path":{"a":{"allowed_parameters":{"x":[true]}}}}`}, err: `true and false inside a list are not supported in JSON policies; write the policy in HCL`},
+		{name: "error json nested list", pols: []string{`{"path":{"a":{"capabilities":[["read"]]}}}`}, err: `nested lists are not supported in policies`},
+		{name: "error json trailing garbage", pols: []string{`{"path":{"a":{}}} x`}, err: `invalid JSON policy: unexpected text after the top-level object`},
 		{name: "error name not a string", pols: []string{`name = ["a"]`}, err: `name: expected a string, got a list`},
 		{name: "error is reported for the bad rule only", pols: []string{rule("good", "read") + "\n" + rule("bad", "nope")}, err: `path "bad": invalid capability "nope"`},
 	}

@@ -288,9 +288,10 @@ func buildEngine(rulesFile string, cfg *Config) (*detect.Engine, error) {
 
 // collector gathers findings and warnings from the workers.
 type collector struct {
-	mu       sync.Mutex // guards findings, warnings
-	findings []Finding
-	warnings []Warning
+	mu         sync.Mutex // guards findings, warnings, suppressed
+	findings   []Finding
+	warnings   []Warning
+	suppressed int
 	out      io.Writer
 	log      *slog.Logger
 }

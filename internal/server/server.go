@@ -97,8 +97,9 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Server,
 		return nil, err
 	}
 	s := &Server{cfg: cfg, logger: logger, phys: phys, core: c}
-	mux := http.NewServeMux()
-	mux.Handle("/", httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize, Logger: logger.With("subsystem", "http")}))
+	// No ServeMux: it would clean and redirect paths such as a/../b that
+	// the API must refuse instead.
+	mux := httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize, Logger: logger.With("subsystem", "http")})
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
