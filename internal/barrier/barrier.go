@@ -192,8 +192,8 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if !b.sealed {
-		if subtle.ConstantTimeCompare(rootKey, b.root.b) != 1 {
+	if b.k != nil {
+		if subtle.ConstantTimeCompare(rootKey, b.k.root.b) != 1 {
 			return fmt.Errorf("%w: unseal: the barrier is already unsealed with a different root key", ErrDecrypt)
 		}
 		return nil
@@ -224,8 +224,8 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 		return fmt.Errorf("barrier: unseal: keyring: %w", err)
 	}
 
-	b.root, b.rootAEAD = root, rootAEAD
-	b.terms, b.active = st.terms, st.terms[st.active]
+	b.k.root, b.k.rootAEAD = root, rootAEAD
+	b.k.terms, b.k.active = st.terms, st.terms[st.active]
 	b.keyringMu.Lock()
 	b.prog = st.prog
 	b.keyringMu.Unlock()
@@ -261,15 +261,15 @@ func (b *Barrier) openKeyring(rootAEAD cipher.AEAD, rec []byte) ([]byte, error) 
 func (b *Barrier) Seal() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.sealed {
+	if b.k == nil {
 		return
 	}
-	for _, t := range b.terms {
+	for _, t := range b.k.terms {
 		t.key.zero()
 		t.aead = nil
 	}
-	b.root.zero()
-	b.root, b.rootAEAD, b.terms, b.active = nil, nil, nil, nil
+	b.k.root.zero()
+	b.k.root, b.k.rootAEAD, b.k.terms, b.k.active = nil, nil, nil, nil
 	b.keyringMu.Lock()
 	b.prog = progress{}
 	b.keyringMu.Unlock()
@@ -281,5 +281,5 @@ func (b *Barrier) Seal() {
 func (b *Barrier) Sealed() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	return b.sealed
+	return b.k == nil
 }

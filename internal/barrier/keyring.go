@@ -237,7 +237,7 @@ func (b *Barrier) writeKeyring(ctx context.Context, terms map[uint32]*term, acti
 		return err
 	}
 	defer clear(plain)
-	rec, err := sealRecord(rand.Reader, b.rootAEAD, rootTerm, keyringPath, plain)
+	rec, err := sealRecord(rand.Reader, b.k.rootAEAD, rootTerm, keyringPath, plain)
 	if err != nil {
 		return err
 	}
@@ -252,14 +252,14 @@ func (b *Barrier) writeKeyring(ctx context.Context, terms map[uint32]*term, acti
 func (b *Barrier) flushCounts(ctx context.Context) error {
 	b.keyringMu.Lock()
 	defer b.keyringMu.Unlock()
-	return b.writeKeyring(ctx, b.terms, b.active.id, b.prog)
+	return b.writeKeyring(ctx, b.k.terms, b.k.active.id, b.prog)
 }
 
 // encrypt seals plaintext for logical key under the active term and
 // counts the encryption. The caller holds b.mu shared and has checked the
 // barrier is unsealed.
 func (b *Barrier) encrypt(ctx context.Context, key string, plaintext []byte) ([]byte, error) {
-	t := b.active
+	t := b.k.active
 	rec, err := sealRecord(rand.Reader, t.aead, t.id, key, plaintext)
 	if err != nil {
 		return nil, err
@@ -285,22 +285,22 @@ func (b *Barrier) encrypt(ctx context.Context, key string, plaintext []byte) ([]
 func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.sealed {
+	if b.k == nil {
 		return KeyInfo{}, ErrSealed
 	}
-	if b.active.id == math.MaxUint32 {
+	if b.k.active.id == math.MaxUint32 {
 		return KeyInfo{}, errors.New("barrier: rotate: the keyring has used every term number")
 	}
 	raw, err := GenerateKey()
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("barrier: rotate: %w", err)
 	}
-	t := &term{id: b.active.id + 1, key: &secretKey{b: raw}, installed: b.now().UTC()}
+	t := &term{id: b.k.active.id + 1, key: &secretKey{b: raw}, installed: b.now().UTC()}
 	if t.aead, err = newAEAD(raw); err != nil {
 		t.key.zero()
 		return KeyInfo{}, fmt.Errorf("barrier: rotate: %w", err)
 	}
-	terms := maps.Clone(b.terms)
+	terms := maps.Clone(b.k.terms)
 	terms[t.id] = t
 
 	b.keyringMu.Lock()
@@ -310,7 +310,7 @@ func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 		t.key.zero()
 		return KeyInfo{}, fmt.Errorf("barrier: rotate: %w", err)
 	}
-	b.terms, b.active = terms, t
+	b.k.terms, b.k.active = terms, t
 	b.log.Info("barrier key rotated", "term", t.id)
 	return t.info(), nil
 }
@@ -319,22 +319,22 @@ func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 func (b *Barrier) KeyStatus() (KeyInfo, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return KeyInfo{}, ErrSealed
 	}
-	return b.active.info(), nil
+	return b.k.active.info(), nil
 }
 
 // Terms describes every term in the keyring, oldest first.
 func (b *Barrier) Terms() ([]KeyInfo, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return nil, ErrSealed
 	}
-	out := make([]KeyInfo, 0, len(b.terms))
-	for _, id := range slices.Sorted(maps.Keys(b.terms)) {
-		out = append(out, b.terms[id].info())
+	out := make([]KeyInfo, 0, len(b.k.terms))
+	for _, id := range slices.Sorted(maps.Keys(b.k.terms)) {
+		out = append(out, b.k.terms[id].info())
 	}
 	return out, nil
 }

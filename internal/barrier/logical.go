@@ -21,9 +21,9 @@ func (b *Barrier) open(key string, rec []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	t := b.terms[id]
+	t := b.k.terms[id]
 	if t == nil {
-		return nil, fmt.Errorf("%w: %q is sealed under term %d, which the keyring does not have (active term %d); was the keyring restored from an older backup than the data?", ErrUnknownTerm, key, id, b.active.id)
+		return nil, fmt.Errorf("%w: %q is sealed under term %d, which the keyring does not have (active term %d); was the keyring restored from an older backup than the data?", ErrUnknownTerm, key, id, b.k.active.id)
 	}
 	return openRecord(t.aead, key, rec)
 }
@@ -36,7 +36,7 @@ func (b *Barrier) Get(ctx context.Context, key string) ([]byte, error) {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return nil, ErrSealed
 	}
 	rec, err := b.phys.Get(ctx, dataPrefix+key)
@@ -53,7 +53,7 @@ func (b *Barrier) Put(ctx context.Context, key string, value []byte) error {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return ErrSealed
 	}
 	rec, err := b.encrypt(ctx, key, value)
@@ -73,7 +73,7 @@ func (b *Barrier) Delete(ctx context.Context, key string) error {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return ErrSealed
 	}
 	if err := b.phys.Delete(ctx, dataPrefix+key); err != nil {
@@ -90,7 +90,7 @@ func (b *Barrier) List(ctx context.Context, prefix string) ([]string, error) {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return nil, ErrSealed
 	}
 	out, err := b.phys.List(ctx, dataPrefix+prefix)
@@ -115,7 +115,7 @@ func (b *Barrier) Txn(ctx context.Context, ops []storage.Op) error {
 	}
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return ErrSealed
 	}
 	for attempt := 1; ; attempt++ {

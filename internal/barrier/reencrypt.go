@@ -25,12 +25,12 @@ const (
 func (b *Barrier) NeedsReencrypt() bool {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return false
 	}
 	b.keyringMu.Lock()
 	defer b.keyringMu.Unlock()
-	return b.prog.through < b.active.id
+	return b.prog.through < b.k.active.id
 }
 
 // Reencrypt is the background pass after Rotate. It walks every record in
@@ -85,12 +85,12 @@ func (b *Barrier) Reencrypt(ctx context.Context) (int, error) {
 func (b *Barrier) startPass() (target uint32, after string, done bool, err error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return 0, "", false, ErrSealed
 	}
 	b.keyringMu.Lock()
 	defer b.keyringMu.Unlock()
-	target = b.active.id
+	target = b.k.active.id
 	if b.prog.through >= target {
 		return target, "", true, nil
 	}
@@ -104,13 +104,13 @@ func (b *Barrier) startPass() (target uint32, after string, done bool, err error
 func (b *Barrier) finishPass(ctx context.Context, target uint32) error {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return ErrSealed
 	}
 	b.keyringMu.Lock()
 	defer b.keyringMu.Unlock()
 	p := progress{through: max(b.prog.through, target)}
-	if err := b.writeKeyring(ctx, b.terms, b.active.id, p); err != nil {
+	if err := b.writeKeyring(ctx, b.k.terms, b.k.active.id, p); err != nil {
 		return err
 	}
 	b.prog = p
@@ -151,7 +151,7 @@ func (p *reencryptPass) save(ctx context.Context) {
 	b := p.b
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return
 	}
 	b.keyringMu.Lock()
@@ -161,7 +161,7 @@ func (p *reencryptPass) save(ctx context.Context) {
 	}
 	np := b.prog
 	np.cursorTerm, np.cursorAfter = p.target, p.last
-	if err := b.writeKeyring(ctx, b.terms, b.active.id, np); err != nil {
+	if err := b.writeKeyring(ctx, b.k.terms, b.k.active.id, np); err != nil {
 		b.log.Warn("barrier could not save re-encryption progress; a restarted pass will redo some records", "err", err)
 		return
 	}
@@ -175,7 +175,7 @@ func (p *reencryptPass) save(ctx context.Context) {
 func (b *Barrier) reencryptOne(ctx context.Context, path string, target uint32) (bool, error) {
 	b.mu.RLock()
 	defer b.mu.RUnlock()
-	if b.sealed {
+	if b.k == nil {
 		return false, ErrSealed
 	}
 	rec, err := b.phys.Get(ctx, path)

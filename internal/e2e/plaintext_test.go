@@ -41,10 +41,10 @@ func TestNothingSecretInPlaintext(t *testing.T) {
 	}
 	logs := []byte(p.Logs())
 	needles := map[string][]byte{
-		"secret value":    []byte(marker),
-		"root token":      []byte(res.RootToken),
-		"child token":     []byte(child),
-		"child accessor":  []byte(tok.Auth.Accessor),
+		"secret value":     []byte(marker),
+		"root token":       []byte(res.RootToken),
+		"child token":      []byte(child),
+		"child accessor":   []byte(tok.Auth.Accessor),
 		"key name in data": []byte(keyMarker),
 	}
 	for i, k := range res.Keys {

@@ -119,6 +119,11 @@ func (g *Gen) classRune(ranges []rune) rune {
 	if len(other) > 0 {
 		return other[g.rng.IntN(len(other))]
 	}
+	for i := 0; i+1 < len(ranges); i += 2 {
+		if ranges[i] <= ' ' && ' ' <= ranges[i+1] {
+			return ' '
+		}
+	}
 	if len(ranges) > 0 {
 		return ranges[0]
 	}
