@@ -65,19 +65,14 @@ type Barrier struct {
 	log  *slog.Logger
 	now  func() time.Time
 
-	// mu guards sealed, root, rootAEAD, terms and active. Every logical
-	// operation holds it shared from the moment it picks a key until its
-	// physical I/O returns. Unseal, Seal and Rotate hold it exclusively, so
-	// they wait for operations in flight: no operation uses a key after
-	// Seal zeroes it, and no write sealed under an old term lands after
-	// Rotate returns (which is what lets Reencrypt's single pass be
-	// complete).
-	mu       sync.RWMutex
-	sealed   bool
-	root     *secretKey
-	rootAEAD cipher.AEAD
-	terms    map[uint32]*term // every term in the keyring; replaced, never modified, under mu
-	active   *term            // terms[active term]; new records are sealed under it
+	// mu guards k. Every logical operation holds it shared from the
+	// moment it picks a key until its physical I/O returns. Unseal, Seal
+	// and Rotate hold it exclusively, so they wait for operations in
+	// flight: no operation uses a key after Seal zeroes it, and no write
+	// sealed under an old term lands after Rotate returns (which is what
+	// lets a single Reencrypt pass be complete).
+	mu sync.RWMutex
+	k  *keyState // nil while sealed
 
 	// keyringMu serializes writes of the physical keyring, so a snapshot
 	// taken later is never overwritten by one taken earlier, and guards
@@ -95,6 +90,17 @@ type Barrier struct {
 
 var _ storage.Backend = (*Barrier)(nil)
 
+// keyState is the key material of an unsealed barrier. It sits behind one
+// pointer so that even a misused fmt verb on a struct holding a Barrier
+// (fmt dereferences one pointer level for a bad verb) prints addresses,
+// never key bytes or AES key schedules.
+type keyState struct {
+	root     *secretKey       // the root key, copied at Unseal
+	rootAEAD cipher.AEAD      // AES-256-GCM under root; seals the keyring
+	terms    map[uint32]*term // every term in the keyring; replaced, never modified, under Barrier.mu
+	active   *term            // terms[active term]; new records are sealed under it
+}
+
 // New returns a sealed Barrier over phys. It does no I/O.
 func New(phys storage.Backend, opts Options) *Barrier {
 	log := opts.Logger
@@ -106,11 +112,10 @@ func New(phys storage.Backend, opts Options) *Barrier {
 		now = time.Now
 	}
 	return &Barrier{
-		phys:   phys,
-		log:    log,
-		now:    now,
-		sealed: true,
-		pass:   make(chan struct{}, 1),
+		phys: phys,
+		log:  log,
+		now:  now,
+		pass: make(chan struct{}, 1),
 	}
 }
 
@@ -158,7 +163,7 @@ func (b *Barrier) Initialize(ctx context.Context, rootKey []byte) error {
 	if err != nil {
 		return fmt.Errorf("barrier: initialize: %w", err)
 	}
-	first := &term{id: 1, key: &secretKey{b: raw}, installed: b.now().UTC()}
+	first := &term{id: 1, key: newSecretKey(raw), installed: b.now().UTC()}
 	defer first.key.zero()
 
 	plain, err := encodeKeyring(map[uint32]*term{1: first}, 1, progress{through: 1})
@@ -193,7 +198,7 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.k != nil {
-		if subtle.ConstantTimeCompare(rootKey, b.k.root.b) != 1 {
+		if subtle.ConstantTimeCompare(rootKey, b.k.root.bytes()) != 1 {
 			return fmt.Errorf("%w: unseal: the barrier is already unsealed with a different root key", ErrDecrypt)
 		}
 		return nil
@@ -206,8 +211,8 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 	if err != nil {
 		return fmt.Errorf("barrier: unseal: read keyring: %w", err)
 	}
-	root := &secretKey{b: bytes.Clone(rootKey)}
-	rootAEAD, err := newAEAD(root.b)
+	root := newSecretKey(bytes.Clone(rootKey))
+	rootAEAD, err := newAEAD(root.bytes())
 	if err != nil {
 		root.zero()
 		return fmt.Errorf("barrier: unseal: %w", err)
@@ -224,12 +229,10 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 		return fmt.Errorf("barrier: unseal: keyring: %w", err)
 	}
 
-	b.k.root, b.k.rootAEAD = root, rootAEAD
-	b.k.terms, b.k.active = st.terms, st.terms[st.active]
+	b.k = &keyState{root: root, rootAEAD: rootAEAD, terms: st.terms, active: st.terms[st.active]}
 	b.keyringMu.Lock()
 	b.prog = st.prog
 	b.keyringMu.Unlock()
-	b.sealed = false
 	b.log.Info("barrier unsealed", "term", st.active, "terms", len(st.terms), "reencrypted_through", st.prog.through)
 	return nil
 }
@@ -269,11 +272,11 @@ func (b *Barrier) Seal() {
 		t.aead = nil
 	}
 	b.k.root.zero()
-	b.k.root, b.k.rootAEAD, b.k.terms, b.k.active = nil, nil, nil, nil
+	*b.k = keyState{}
+	b.k = nil
 	b.keyringMu.Lock()
 	b.prog = progress{}
 	b.keyringMu.Unlock()
-	b.sealed = true
 	b.log.Info("barrier sealed")
 }
 

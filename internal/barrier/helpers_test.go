@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
-	"github.com/cofferhq/coffer/internal/storage/inmem"
 )
 
 // fixedNow is the clock tests give the barrier.
@@ -20,7 +19,7 @@ var fixedNow = time.Date(2025, 11, 23, 9, 0, 0, 0, time.UTC)
 // checkConsistent on the store unless the test called skipCheck.
 func newTestBarrier(t *testing.T) (*Barrier, *hookBackend, []byte) {
 	t.Helper()
-	phys := &hookBackend{Backend: inmem.New()}
+	phys := &hookBackend{Backend: newPhys()}
 	root, err := GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -64,13 +63,13 @@ func checkConsistent(t *testing.T, phys storage.Backend, root []byte) {
 		return
 	}
 	defer b.Seal()
-	for id := uint32(1); id <= b.active.id; id++ {
-		if b.terms[id] == nil {
-			t.Errorf("consistency: keyring lacks term %d of 1..%d", id, b.active.id)
+	for id := uint32(1); id <= b.k.active.id; id++ {
+		if b.k.terms[id] == nil {
+			t.Errorf("consistency: keyring lacks term %d of 1..%d", id, b.k.active.id)
 		}
 	}
-	if len(b.terms) != int(b.active.id) {
-		t.Errorf("consistency: keyring has %d terms, active term %d", len(b.terms), b.active.id)
+	if len(b.k.terms) != int(b.k.active.id) {
+		t.Errorf("consistency: keyring has %d terms, active term %d", len(b.k.terms), b.k.active.id)
 	}
 	err := b.walk(ctx, dataPrefix, "", func(ctx context.Context, path string) error {
 		if _, err := b.Get(ctx, strings.TrimPrefix(path, dataPrefix)); err != nil {

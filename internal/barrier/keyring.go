@@ -139,7 +139,7 @@ func encodeKeyring(terms map[uint32]*term, active uint32, p progress) ([]byte, e
 			dst = append(dst, `{"term":`...)
 			dst = strconv.AppendUint(dst, uint64(id), 10)
 			dst = append(dst, `,"key":"`...)
-			k := terms[id].key.b
+			k := terms[id].key.bytes()
 			if real {
 				dst = base64.StdEncoding.AppendEncode(dst, k)
 			} else {
@@ -208,7 +208,7 @@ func decodeKeyring(plain []byte) (_ *keyringState, err error) {
 		if err != nil {
 			return nil, fmt.Errorf("term %d: %w", k.Term, err)
 		}
-		t := &term{id: k.Term, key: &secretKey{b: k.Key}, aead: aead, installed: k.InstallTime.UTC()}
+		t := &term{id: k.Term, key: newSecretKey(k.Key), aead: aead, installed: k.InstallTime.UTC()}
 		t.encryptions.Store(k.Encryptions)
 		st.terms[k.Term] = t
 	}
@@ -295,8 +295,8 @@ func (b *Barrier) Rotate(ctx context.Context) (KeyInfo, error) {
 	if err != nil {
 		return KeyInfo{}, fmt.Errorf("barrier: rotate: %w", err)
 	}
-	t := &term{id: b.k.active.id + 1, key: &secretKey{b: raw}, installed: b.now().UTC()}
-	if t.aead, err = newAEAD(raw); err != nil {
+	t := &term{id: b.k.active.id + 1, key: newSecretKey(raw), installed: b.now().UTC()}
+	if t.aead, err = newAEAD(t.key.bytes()); err != nil {
 		t.key.zero()
 		return KeyInfo{}, fmt.Errorf("barrier: rotate: %w", err)
 	}

@@ -4,5 +4,12 @@ import "github.com/spf13/cobra"
 
 // extraCommands lists the command groups beyond the server basics.
 func extraCommands(e *env) []*cobra.Command {
-	return nil
+	return []*cobra.Command{
+		newKVCmd(e),
+		newTokenCmd(e),
+		newPolicyCmd(e),
+		newLoginCmd(e),
+		newAuthCmd(e),
+		newBenchCmd(e),
+	}
 }

@@ -41,8 +41,9 @@ type perm struct {
 // wildRule is a rule path containing "+" segments.
 type wildRule struct {
 	rank
-	parts []string // segments, the trailing "*" removed
-	perm  *perm
+	parts   []string // segments, the trailing "*" removed
+	literal string   // the text before the first "+"
+	perm    *perm
 }
 
 // rank orders the glob rules matching one path, as Vault does: the one with
@@ -124,8 +125,18 @@ func NewACL(id Identity, policies ...*Policy) (*ACL, error) {
 		w.wcPath, w.isPrefix = strings.CutSuffix(full, "*")
 		w.parts = strings.Split(w.wcPath, "/")
 		w.wildcards = strings.Count(full, "+")
+		w.literal = full[:w.firstWild]
 		a.wild = append(a.wild, w)
 	}
+	slices.SortFunc(a.wild, func(x, y *wildRule) int {
+		switch {
+		case y.less(x.rank):
+			return -1
+		case x.less(y.rank):
+			return 1
+		}
+		return 0
+	})
 	return a, nil
 }
 
@@ -249,32 +260,56 @@ func (a *ACL) nonExact(path string) *perm {
 			}
 		}
 	}
+	// a.wild is sorted highest rank first: the first match is the best
+	// "+" rule, and once a rule ranks below best, so do all after it.
+	var buf [32]string
+	var segs []string
 	for _, w := range a.wild {
-		if (best == nil || bestRank.less(w.rank)) && w.match(path) {
-			best, bestRank = w.perm, w.rank
+		if best != nil && !bestRank.less(w.rank) {
+			break
+		}
+		if !strings.HasPrefix(path, w.literal) {
+			continue
+		}
+		if segs == nil {
+			segs = splitInto(buf[:0], path)
+		}
+		if w.match(segs) {
+			return w.perm
 		}
 	}
 	return best
 }
 
-// match reports whether path matches the "+" pattern, segment by segment.
-// "+" matches any one segment, even an empty one, as in Vault.
-func (w *wildRule) match(path string) bool {
-	rest := path
-	for i, part := range w.parts {
-		seg, tail, more := strings.Cut(rest, "/")
-		if i == len(w.parts)-1 {
-			if w.isPrefix {
-				return part == "+" || strings.HasPrefix(seg, part)
-			}
-			return !more && (part == "+" || part == seg)
+// splitInto appends the "/"-separated segments of path to dst.
+func splitInto(dst []string, path string) []string {
+	for {
+		seg, rest, more := strings.Cut(path, "/")
+		dst = append(dst, seg)
+		if !more {
+			return dst
 		}
-		if !more || (part != "+" && part != seg) {
+		path = rest
+	}
+}
+
+// match reports whether a path, split into segments, matches the "+"
+// pattern. "+" matches any one segment, even an empty one, as in Vault.
+func (w *wildRule) match(segs []string) bool {
+	n := len(w.parts)
+	if len(segs) < n || !w.isPrefix && len(segs) != n {
+		return false
+	}
+	for i, part := range w.parts[:n-1] {
+		if part != "+" && part != segs[i] {
 			return false
 		}
-		rest = tail
 	}
-	return false
+	last := w.parts[n-1]
+	if w.isPrefix {
+		return last == "+" || strings.HasPrefix(segs[n-1], last)
+	}
+	return last == "+" || last == segs[n-1]
 }
 
 // Capabilities returns the capabilities the ACL gives on path, sorted by
@@ -295,7 +330,7 @@ func (a *ACL) Capabilities(path string) []string {
 // parameters or response wrapping; see Authorize. For op Sudo it reports
 // whether the path's rule grants sudo.
 func (a *ACL) Allowed(path string, op Capability) bool {
-	return a.Authorize(Request{Path: path, Operation: op}) == nil
+	return a.check(&Request{Path: path, Operation: op}).why == allowed
 }
 
 // Request is one operation to authorize.
@@ -323,45 +358,98 @@ type Request struct {
 // highest-ranked glob) must grant the operation; then wrapping TTL bounds
 // and parameter constraints are checked.
 func (a *ACL) Authorize(r Request) error {
-	if a.root {
+	d := a.check(&r)
+	if d.why == allowed {
 		return nil
 	}
-	op := r.Operation
-	if op < Create || op > Sudo {
-		return denied("%v is not an operation", op)
+	return d.err()
+}
+
+// denial says why check refused a request; why == allowed means it did
+// not. It is a plain value so that Allowed allocates nothing.
+type denial struct {
+	why   reason
+	path  string
+	op    Capability
+	ttl   time.Duration
+	param string // the offending parameter's name, for paramDenied
+}
+
+type reason uint8
+
+const (
+	allowed reason = iota
+	notAnOperation
+	noRule
+	denyRule
+	noCapability
+	needSudo
+	wrapTooLong
+	wrapTooShort
+	wrapConflict
+	paramDenied
+)
+
+func (d denial) err() error {
+	var msg string
+	switch d.why {
+	case notAnOperation:
+		msg = fmt.Sprintf("%v is not an operation", d.op)
+	case noRule:
+		msg = fmt.Sprintf("no policy rule matches %q", d.path)
+	case denyRule:
+		msg = fmt.Sprintf("a policy denies %q", d.path)
+	case noCapability:
+		msg = fmt.Sprintf("no %v capability on %q", d.op, d.path)
+	case needSudo:
+		msg = fmt.Sprintf("%q requires the sudo capability", d.path)
+	case wrapTooLong, wrapTooShort:
+		bound := map[reason]string{wrapTooLong: "at most", wrapTooShort: "at least"}[d.why]
+		msg = fmt.Sprintf("%q requires response wrapping with a TTL of %s %v", d.path, bound, d.ttl)
+	case wrapConflict:
+		msg = fmt.Sprintf("merged policies give %q a max wrapping TTL below its min", d.path)
+	case paramDenied:
+		msg = fmt.Sprintf("%s on %q", d.param, d.path)
 	}
+	return fmt.Errorf("%w: %s", ErrPermissionDenied, msg)
+}
+
+func (a *ACL) check(r *Request) denial {
+	if a.root {
+		return denial{}
+	}
+	op := r.Operation
 	path := strings.TrimLeft(r.Path, "/")
+	if op < Create || op > Sudo {
+		return denial{why: notAnOperation, op: op}
+	}
 	p := a.lookup(path, op == List)
 	switch {
 	case p == nil:
-		return denied("no policy rule matches %q", path)
+		return denial{why: noRule, path: path}
 	case p.caps.has(Deny):
-		return denied("a policy denies %q", path)
+		return denial{why: denyRule, path: path}
 	case !p.caps.has(op):
-		return denied("no %s capability on %q", op, path)
+		return denial{why: noCapability, path: path, op: op}
 	case r.RequireSudo && !p.caps.has(Sudo):
-		return denied("%q requires the sudo capability", path)
+		return denial{why: needSudo, path: path}
 	case op == Sudo:
-		return nil
+		return denial{}
 	}
 	if p.maxWrap > 0 && (r.WrapTTL == 0 || r.WrapTTL > p.maxWrap) {
-		return denied("%q requires response wrapping with a TTL of at most %v", path, p.maxWrap)
+		return denial{why: wrapTooLong, path: path, ttl: p.maxWrap}
 	}
 	if p.minWrap > 0 && (r.WrapTTL == 0 || r.WrapTTL < p.minWrap) {
-		return denied("%q requires response wrapping with a TTL of at least %v", path, p.minWrap)
+		return denial{why: wrapTooShort, path: path, ttl: p.minWrap}
 	}
 	if p.minWrap != 0 && p.maxWrap != 0 && p.maxWrap < p.minWrap {
-		return denied("merged policies give %q a max wrapping TTL below its min", path)
+		return denial{why: wrapConflict, path: path}
 	}
 	switch op {
 	case Create, Read, Update, Patch:
-		if reason := p.checkParams(r.Params); reason != "" {
-			return denied("%s on %q", reason, path)
+		if why := p.checkParams(r.Params); why != "" {
+			return denial{why: paramDenied, path: path, param: why}
 		}
 	}
-	return nil
-}
-
-func denied(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrPermissionDenied, fmt.Sprintf(format, args...))
+	return denial{}
 }

@@ -160,8 +160,9 @@ func (s *Store) Create(ctx context.Context, req CreateRequest) (string, *Entry, 
 		e.Parent = parent
 	}
 
-	for {
-		tok := Token(req.ID)
+	var tok Token
+	err := retry(ctx, "create", func() error {
+		tok = Token(req.ID)
 		if tok == "" {
 			tok = newServiceToken()
 		}
@@ -169,25 +170,24 @@ func (s *Store) Create(ctx context.Context, req CreateRequest) (string, *Entry, 
 		e.Accessor = newAccessor()
 		ops, err := s.createOps(ctx, e, now)
 		if err != nil {
-			return "", nil, err
+			return err
 		}
 		err = s.b.Txn(ctx, ops)
-		if err == nil {
-			return tok.Reveal(), e, nil
+		if ce, ok := errors.AsType[*storage.ConflictError](err); ok && ce.Key == idKey(e.ID) && req.ID != "" {
+			return ErrExists
 		}
-		ce, ok := errors.AsType[*storage.ConflictError](err)
-		if !ok {
-			return "", nil, fmt.Errorf("token: create: %w", err)
-		}
-		if ce.Key == idKey(e.ID) && req.ID != "" {
-			return "", nil, ErrExists
-		}
-		// A random collision (never in practice) or a parent that changed
-		// under us (a use, a renewal, a revocation): try again.
-		if err := ctx.Err(); err != nil {
+		// Other conflicts, a random collision (never in practice) or a
+		// parent that changed under us (a use, a renewal, a revocation),
+		// are retried.
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, ErrNotFound) || errors.Is(err, ErrExists) {
 			return "", nil, err
 		}
+		return "", nil, fmt.Errorf("token: create: %w", err)
 	}
+	return tok.Reveal(), e, nil
 }
 
 // createOps builds the Txn that stores e: the entry, its accessor and

@@ -97,48 +97,46 @@ func (s *Store) revoke(ctx context.Context, h, mode string, cond func(*Entry) bo
 // under way wins over an orphan one. With the entry gone but a marker
 // left, it returns the marker's mode so the rest is finished.
 func (s *Store) mark(ctx context.Context, h, mode string, cond func(*Entry) bool) (string, error) {
-	for {
+	var got string
+	err := retry(ctx, "mark", func() error {
 		raw, e, err := s.get(ctx, h)
 		if errors.Is(err, ErrNotFound) {
 			m, err := s.readMarker(ctx, h)
 			if errors.Is(err, ErrNotFound) {
-				return "", errSkip
+				return errSkip
 			}
-			return m.Mode, err
+			got = m.Mode
+			return err
 		}
 		if err != nil {
-			return "", err
+			return err
 		}
 		if cond != nil && !cond(e) {
-			return "", errSkip
+			return errSkip
 		}
-		want := mode
+		got = mode
 		if e.Revocation == revokeTree {
-			want = revokeTree
+			got = revokeTree
 		}
-		if e.Revocation == want {
-			return want, nil // marked earlier; the marker was written with the flag
+		if e.Revocation == got {
+			return nil // marked earlier; the marker was written with the flag
 		}
-		e.Revocation = want
+		e.Revocation = got
 		b, err := json.Marshal(e)
 		if err != nil {
-			return "", fmt.Errorf("encode entry: %w", err)
+			return fmt.Errorf("encode entry: %w", err)
 		}
 		err = s.b.Txn(ctx, []storage.Op{
 			storage.CheckEqual(idKey(h), raw),
 			storage.Put(idKey(h), b),
-			storage.Put(revokeKey(h), markerValue(want, s.clock())),
+			storage.Put(revokeKey(h), markerValue(got, s.clock())),
 		})
-		if err == nil {
-			return want, nil
+		if err != nil {
+			return fmt.Errorf("mark: %w", err)
 		}
-		if !errors.Is(err, storage.ErrConflict) {
-			return "", fmt.Errorf("mark: %w", err)
-		}
-		if err := ctx.Err(); err != nil {
-			return "", err
-		}
-	}
+		return nil
+	})
+	return got, err
 }
 
 // children lists the hashes indexed as children of h.
@@ -233,7 +231,7 @@ func (s *Store) orphanChildren(ctx context.Context, h string) error {
 // link a walk followed). A missing entry leaves only the link and marker
 // to delete.
 func (s *Store) deleteNode(ctx context.Context, h, parent string) error {
-	for {
+	return retry(ctx, "delete "+short(h), func() error {
 		raw, e, err := s.get(ctx, h)
 		if errors.Is(err, ErrNotFound) {
 			ops := []storage.Op{storage.Delete(revokeKey(h))}
@@ -263,17 +261,11 @@ func (s *Store) deleteNode(ctx context.Context, h, parent string) error {
 		if parent != "" && parent != e.Parent {
 			ops = append(ops, storage.Delete(parentKey(parent, h)))
 		}
-		err = s.b.Txn(ctx, ops)
-		if err == nil {
-			return nil
-		}
-		if !errors.Is(err, storage.ErrConflict) {
+		if err := s.b.Txn(ctx, ops); err != nil {
 			return fmt.Errorf("delete token %s: %w", short(h), err)
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-	}
+		return nil
+	})
 }
 
 // ResumeRevocations finishes every revocation that was interrupted (by a

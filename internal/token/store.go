@@ -298,31 +298,50 @@ func (s *Store) LookupID(ctx context.Context, h string) (*Entry, error) {
 // with a compare-and-set, together with the ops fn returns, retrying on
 // conflict. An error from fn aborts without writing.
 func (s *Store) update(ctx context.Context, h string, fn func(e *Entry) ([]storage.Op, error)) (*Entry, error) {
-	for {
-		raw, e, err := s.get(ctx, h)
+	var e *Entry
+	err := retry(ctx, "update "+short(h), func() error {
+		raw, cur, err := s.get(ctx, h)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		extra, err := fn(e)
+		extra, err := fn(cur)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		b, err := json.Marshal(e)
+		b, err := json.Marshal(cur)
 		if err != nil {
-			return nil, fmt.Errorf("token: encode entry: %w", err)
+			return fmt.Errorf("token: encode entry: %w", err)
 		}
 		ops := append([]storage.Op{storage.CheckEqual(idKey(h), raw), storage.Put(idKey(h), b)}, extra...)
-		err = s.b.Txn(ctx, ops)
-		if err == nil {
-			return e, nil
+		if err := s.b.Txn(ctx, ops); err != nil {
+			return fmt.Errorf("token: write entry: %w", err)
 		}
+		e = cur
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// maxAttempts bounds compare-and-set retries. Every conflict means that
+// another writer succeeded, so a healthy backend never comes close; the
+// bound turns a broken one into an error instead of a spinning loop.
+const maxAttempts = 1000
+
+// retry runs attempt until it returns anything but a storage conflict.
+func retry(ctx context.Context, what string, attempt func() error) error {
+	for range maxAttempts {
+		err := attempt()
 		if !errors.Is(err, storage.ErrConflict) {
-			return nil, fmt.Errorf("token: write entry: %w", err)
+			return err
 		}
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return err
 		}
 	}
+	return fmt.Errorf("token: %s: still conflicting after %d attempts; check that the storage backend's compare-and-set works", what, maxAttempts)
 }
 
 // Use consumes one use of a token created with NumUses > 0 and sets

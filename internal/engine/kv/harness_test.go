@@ -294,3 +294,24 @@ func checkConsistency(t testing.TB, store storage.Backend) {
 		}
 	}
 }
+
+// TestStoreCheckEqual pins the one storage behaviour every write here
+// relies on, so a store bug shows up as itself rather than as writes that
+// "changed concurrently": a CheckEqual against the bytes just read holds,
+// whatever their length.
+func TestStoreCheckEqual(t *testing.T) {
+	t.Parallel()
+	store := newHarness(t, nil).store
+	for _, v := range []string{"", "a", "ab", "abc", `{"current_version":1}`} {
+		if err := store.Put(t.Context(), "probe", []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+		raw, err := store.Get(t.Context(), "probe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := store.Txn(t.Context(), []storage.Op{storage.CheckEqual("probe", raw)}); err != nil {
+			t.Errorf("CheckEqual of the %d-byte value just read: %v", len(v), err)
+		}
+	}
+}

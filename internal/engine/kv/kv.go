@@ -40,7 +40,6 @@ const (
 type Engine struct {
 	store        storage.Backend // the mount's view
 	log          *slog.Logger
-	mount        string
 	maxValueSize int
 
 	// now is the clock; tests replace it before use.
@@ -80,7 +79,6 @@ func New(ctx context.Context, cfg core.BackendConfig) (core.Backend, error) {
 	e := &Engine{
 		store:         cfg.Storage,
 		log:           cfg.Logger,
-		mount:         cfg.MountPath,
 		maxValueSize:  DefaultMaxValueSize,
 		now:           time.Now,
 		flushInterval: DefaultFlushInterval,

@@ -289,6 +289,9 @@ func newState(e *Engine, path string) *state {
 func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) error) error {
 	st.cands = st.cands[:0]
 	clear(st.seen)
+	for i := range st.lastEnd {
+		st.lastEnd[i] = -1 // windows of the previous chunk's overlap are searched again
+	}
 	e := st.e
 	e.ac.scan(buf[own:], func(kw int32, end int) {
 		end += own

@@ -16,7 +16,7 @@ var strongPlaceholders = [][]byte{
 	[]byte("replace-me"), []byte("insert_"), []byte("insert-"), []byte("notreal"), []byte("not_real"),
 	[]byte("not-a-real"), []byte("fake_"), []byte("fake-"), []byte("${"), []byte("{{"), []byte("}}"),
 	[]byte("%("), []byte("123456789"), []byte("abcdefgh"), []byte("<redacted>"), []byte("0000000000"),
-	[]byte("1111111111"), []byte("aaaaaaaaaa"), []byte("ffffffffff"),
+	[]byte("1111111111"),
 }
 
 // Placeholder reports whether secret looks like a placeholder, a

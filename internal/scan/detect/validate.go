@@ -90,22 +90,27 @@ func ValidPrivateKey(b []byte) bool {
 }
 
 // normalizePEM undoes JSON/YAML/code escaping: literal \n and \r become
-// newlines, and every line is trimmed of indentation and quotes.
+// newlines, indentation is dropped, and a line written as a quoted string
+// ("...", '...') keeps only what is inside the quotes.
 func normalizePEM(b []byte) []byte {
 	if bytes.Contains(b, []byte(`\n`)) {
 		b = bytes.ReplaceAll(b, []byte(`\r`), nil)
 		b = bytes.ReplaceAll(b, []byte(`\n`), []byte("\n"))
 	}
-	lines := bytes.Split(b, []byte("\n"))
 	var out bytes.Buffer
 	out.Grow(len(b))
-	for _, l := range lines {
-		l = bytes.Trim(l, " \t\r\"'+,\\")
-		if len(l) == 0 && out.Len() > 0 {
-			out.WriteByte('\n') // PGP armor needs its blank separator
-			continue
+	for l := range bytes.Lines(b) {
+		l = bytes.TrimSpace(l)
+		if len(l) > 0 && (l[0] == '"' || l[0] == '\'') {
+			q := l[0]
+			l = l[1:]
+			if i := bytes.LastIndexByte(l, q); i >= 0 {
+				l = l[:i]
+			}
+		} else if i := bytes.LastIndexAny(l, "\"'"); i >= 0 && bytes.Count(l, l[i:i+1]) == 1 {
+			l = l[:i] // the closing quote of a string that began on an earlier line
 		}
-		out.Write(l)
+		out.Write(bytes.TrimSpace(l))
 		out.WriteByte('\n')
 	}
 	return out.Bytes()

@@ -137,7 +137,7 @@ func (b *Backend) Txn(ctx context.Context, ops []storage.Op) error {
 		if op.Kind != storage.OpCheck {
 			continue
 		}
-		cur, ok := b.vals[op.Key]; cur = cur[:len(cur)/2*2]
+		cur, ok := b.vals[op.Key]
 		if op.Absent {
 			if ok {
 				return &storage.ConflictError{Key: op.Key}
