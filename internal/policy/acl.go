@@ -22,10 +22,19 @@ type ACL struct {
 	exact      map[string]*perm
 	exactKeys  []string // sorted keys of exact, for HasAnyUnder
 	prefix     map[string]*perm
-	prefixLens []int // distinct key lengths of prefix, longest first
+	prefixLens []prefixLen // distinct key lengths of prefix, longest first
 	prefixes   []string
 	wild       []*wildRule
 }
+
+// prefixLen is one key length of ACL.prefix, with the set of last bytes
+// keys of that length have, so most lengths are ruled out without hashing.
+type prefixLen struct {
+	n    int
+	last [4]uint64 // bitmap of byte values
+}
+
+func (l *prefixLen) mayEndWith(b byte) bool { return l.last[b>>6]&(1<<(b&63)) != 0 }
 
 // perm is what the ACL holds for one rule path after merging every policy
 // that names it.
@@ -89,11 +98,10 @@ func NewACL(id Identity, policies ...*Policy) (*ACL, error) {
 		}
 		for i := range p.Rules {
 			r := &p.Rules[i]
-			path, err := normalizePath(r.Path)
-			if err != nil {
+			if err := checkPath(r.Path); err != nil {
 				return nil, fmt.Errorf("policy %q: path %q: %w", p.Name, r.Path, err)
 			}
-			path, ok := render(path, &id)
+			path, ok := render(r.Path, &id)
 			if !ok {
 				continue
 			}
@@ -114,11 +122,19 @@ func NewACL(id Identity, policies ...*Policy) (*ACL, error) {
 	a.exactKeys = slices.Sorted(maps.Keys(a.exact))
 	a.prefixes = slices.Sorted(maps.Keys(a.prefix))
 	for _, k := range a.prefixes {
-		if !slices.Contains(a.prefixLens, len(k)) {
-			a.prefixLens = append(a.prefixLens, len(k))
+		if k == "" {
+			a.prefixLens = append(a.prefixLens, prefixLen{n: 0})
+			continue
 		}
+		i := slices.IndexFunc(a.prefixLens, func(l prefixLen) bool { return l.n == len(k) })
+		if i < 0 {
+			i = len(a.prefixLens)
+			a.prefixLens = append(a.prefixLens, prefixLen{n: len(k)})
+		}
+		b := k[len(k)-1]
+		a.prefixLens[i].last[b>>6] |= 1 << (b & 63)
 	}
-	slices.SortFunc(a.prefixLens, func(x, y int) int { return y - x })
+	slices.SortFunc(a.prefixLens, func(x, y prefixLen) int { return y.n - x.n })
 	for _, full := range slices.Sorted(maps.Keys(wild)) {
 		w := &wildRule{perm: wild[full]}
 		w.firstWild = strings.IndexByte(full, '+')
@@ -251,8 +267,10 @@ func (a *ACL) lookup(path string, list bool) *perm {
 func (a *ACL) nonExact(path string) *perm {
 	var best *perm
 	var bestRank rank
-	for _, n := range a.prefixLens {
-		if n <= len(path) {
+	for i := range a.prefixLens {
+		l := &a.prefixLens[i]
+		n := l.n
+		if n <= len(path) && (n == 0 || l.mayEndWith(path[n-1])) {
 			if p, ok := a.prefix[path[:n]]; ok {
 				best = p
 				bestRank = rank{firstWild: n, isPrefix: true, wcPath: path[:n]}

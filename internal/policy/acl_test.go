@@ -313,6 +313,7 @@ path "db/creds" {
 }
 path "gone" { capabilities = ["read", "deny"] allowed_parameters = { "a" = [] } }
 path "${x}" {}
+path "//x" { capabilities = ["read"] }
 `
 	want := `path "secret/data/app/*" {
   capabilities = ["read", "list"]
@@ -343,6 +344,10 @@ path "gone" {
 
 path "\x24{x}" {
   capabilities = []
+}
+
+path "//x" {
+  capabilities = ["read"]
 }
 `
 	p, err := Parse("f", in)
@@ -440,6 +445,89 @@ func BenchmarkNewACL(b *testing.B) {
 	for b.Loop() {
 		if _, err := NewACL(id, p); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// vaultNonExact is Vault's CheckAllowedFromNonExactPaths written out
+// plainly (longest "*" prefix plus every matching "+" rule, sorted by
+// priority, last wins), as a reference for the optimised nonExact.
+func vaultNonExact(a *ACL, path string) *perm {
+	type cand struct {
+		rank
+		perm *perm
+	}
+	var cands []cand
+	bestLen := -1
+	for q, p := range a.prefix {
+		if strings.HasPrefix(path, q) && len(q) > bestLen {
+			bestLen = len(q)
+			cands = []cand{{rank{firstWild: len(q), isPrefix: true, wcPath: q}, p}}
+		}
+	}
+	pathParts := strings.Split(path, "/")
+next:
+	for _, w := range a.wild {
+		if len(pathParts) < len(w.parts) || !w.isPrefix && len(pathParts) != len(w.parts) {
+			continue
+		}
+		for i, part := range w.parts {
+			switch {
+			case part == "+", part == pathParts[i]:
+			case w.isPrefix && i == len(w.parts)-1 && strings.HasPrefix(pathParts[i], part):
+			default:
+				continue next
+			}
+		}
+		cands = append(cands, cand{w.rank, w.perm})
+	}
+	if len(cands) == 0 {
+		return nil
+	}
+	best := cands[0]
+	for _, c := range cands[1:] {
+		if best.less(c.rank) {
+			best = c
+		}
+	}
+	return best.perm
+}
+
+func TestNonExactMatchesVaultAlgorithm(t *testing.T) {
+	t.Parallel()
+	words := []string{"a", "b", "ab", "+", ""}
+	rng := rand.New(rand.NewPCG(3, 4))
+	var paths []string
+	for range 400 {
+		n := 1 + rng.IntN(4)
+		parts := make([]string, n)
+		for i := range parts {
+			parts[i] = []string{"a", "b", "ab", "abc", "", "z"}[rng.IntN(6)]
+		}
+		paths = append(paths, strings.Join(parts, "/"))
+	}
+	for range 300 {
+		var texts []string
+		for i := range 1 + rng.IntN(8) {
+			n := 1 + rng.IntN(4)
+			parts := make([]string, n)
+			for j := range parts {
+				parts[j] = words[rng.IntN(len(words))]
+			}
+			p := strings.Join(parts, "/")
+			if rng.IntN(2) == 0 && !strings.HasSuffix(p, "+") {
+				p += "*"
+			}
+			if p == "" || p == "/" {
+				p = "x"
+			}
+			texts = append(texts, rule(p, []string{"read", "list", "update", "delete", "deny"}[i%5]))
+		}
+		acl := compile(t, Identity{}, texts...)
+		for _, path := range paths {
+			if got, want := acl.nonExact(path), vaultNonExact(acl, path); got != want {
+				t.Fatalf("policies:\n%s\nnonExact(%q) = %+v, Vault's algorithm gives %+v", strings.Join(texts, "\n"), path, got, want)
+			}
 		}
 	}
 }

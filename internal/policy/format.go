@@ -61,7 +61,11 @@ func (r *Rule) format(b *strings.Builder) {
 	for _, l := range lines {
 		width = max(width, len(l.key))
 	}
-	fmt.Fprintf(b, "path %s {\n", quote(r.Path))
+	path := r.Path
+	if strings.HasPrefix(path, "/") {
+		path = "/" + path // Parse strips one leading "/"
+	}
+	fmt.Fprintf(b, "path %s {\n", quote(path))
 	for _, l := range lines {
 		fmt.Fprintf(b, "  %s = %s\n", pad(l.key, width), l.val)
 	}

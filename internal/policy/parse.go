@@ -51,8 +51,9 @@ type Policy struct {
 
 // Rule is one path stanza of a policy.
 type Rule struct {
-	// Path is the path pattern as written, without a leading "/": it may
-	// end in "*", contain "+" segments and identity templates.
+	// Path is the path pattern as written, less the one leading "/" Parse
+	// strips (as Vault does): it may end in "*", contain "+" segments and
+	// identity templates.
 	Path string
 	// Capabilities are distinct and in canonical order (the order of the
 	// Capability constants). A rule that denies has exactly [Deny]; a rule

@@ -105,6 +105,7 @@ func TestPolicy(t *testing.T) {
 		{name: "several plus segments", pols: []string{rule("a/+/c/+", "read")}, path: "a/b/c/d", caps: "read"},
 		{name: "leading slash in rule is dropped", pols: []string{rule("/secret/foo", "read")}, path: "secret/foo", caps: "read"},
 		{name: "leading slash in request is dropped", pols: []string{rule("secret/foo", "read")}, path: "/secret/foo", caps: "read"},
+		{name: "only one leading slash is dropped", pols: []string{rule("//secret/foo", "read")}, path: "secret/foo", caps: "deny"},
 		{name: "no rules", pols: []string{""}, path: "secret/foo", caps: "deny", ops: "-"},
 
 		// Priority between overlapping rules: only one rule applies.

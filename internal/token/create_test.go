@@ -180,7 +180,7 @@ func TestNoPlaintextStored(t *testing.T) {
 	}
 	root := add(CreateRequest{ID: "dev-root-token-id-1234", Policies: []string{"root"}})
 	for i := range 20 {
-		child := add(CreateRequest{Parent: root, Policies: []string{"default"}, TTL: time.Hour, NumUses: i % 3})
+		child := add(CreateRequest{Parent: root, Policies: []string{"default"}, TTL: time.Hour, NumUses: (i % 3) * 2})
 		add(CreateRequest{Parent: child, Period: time.Hour})
 		if _, err := env.s.Use(ctx, child); err != nil {
 			t.Fatal(err)

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
-	"github.com/cofferhq/coffer/internal/storage/inmem"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -38,15 +37,18 @@ func (c *fakeClock) Add(d time.Duration) {
 
 type testEnv struct {
 	s     *Store
-	b     *inmem.Backend
+	b     storage.Backend
 	clock *fakeClock
 }
+
+// newBackend returns the backend tests run on.
+func newBackend() storage.Backend { return newRefBackend() }
 
 // newEnv returns a Store on a fresh inmem backend with a fake clock, and
 // checks the store's invariants when the test ends.
 func newEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()
-	b := inmem.New()
+	b := newBackend()
 	c := newClock()
 	if opts.Now == nil {
 		opts.Now = c.Now
@@ -184,7 +186,7 @@ func TestNewOptions(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			s, err := New(t.Context(), inmem.New(), tt.opts)
+			s, err := New(t.Context(), newBackend(), tt.opts)
 			if len(tt.wantErr) == 0 {
 				if err != nil {
 					t.Fatal(err)
@@ -208,7 +210,7 @@ func TestNewOptions(t *testing.T) {
 
 func TestSaltSharedAcrossStores(t *testing.T) {
 	t.Parallel()
-	b := inmem.New()
+	b := newBackend()
 	s1, err := New(t.Context(), b, Options{})
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,9 @@ type Rule struct {
 	stopwords []string
 	validate  validator
 	index     int
+	// anchored rules run re at each keyword occurrence (see
+	// rule.Rule.Anchored) instead of searching a window.
+	anchored bool
 }
 
 // Match is one finding in a stream.
@@ -129,6 +132,12 @@ func compileRule(r rule.Rule) (*Rule, error) {
 		return nil, fmt.Errorf("rule %q: %w", r.ID, err)
 	}
 	c := &Rule{Rule: r, re: re, group: r.Group(), stopwords: lowerAll(r.Allowlist.Stopwords)}
+	if src, ok := r.Anchored(); ok {
+		if c.re, err = regexp.Compile(src); err != nil {
+			return nil, fmt.Errorf("rule %q: %w", r.ID, err)
+		}
+		c.anchored = true
+	}
 	if c.allowRE, err = compileAll(r.Allowlist.Regexes); err != nil {
 		return nil, fmt.Errorf("rule %q: %w", r.ID, err)
 	}
@@ -297,7 +306,7 @@ func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) 
 		end += own
 		start := end - e.ac.kwLen[kw]
 		for _, ri := range e.kwRules[kw] {
-			if st.skip[ri] || base+int64(start) < st.lastEnd[ri] {
+			if st.skip[ri] || (!e.rules[ri].anchored && base+int64(start) < st.lastEnd[ri]) {
 				continue
 			}
 			st.window(buf, base, ri, start, own, limit)
@@ -312,9 +321,59 @@ func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) 
 	return nil
 }
 
+// identPrefix is how far back from a keyword an anchored match may start
+// (DB_PASSWORD, myServiceApiToken).
+const identPrefix = 40
+
+func isIdent(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
+}
+
+// anchor runs anchored rule r at the keyword at buf[kw:].
+func (st *state) anchor(buf []byte, base int64, r *Rule, kw, own, limit int) {
+	hi := min(len(buf), kw+lineCap)
+	if i := bytes.IndexByte(buf[kw:hi], '\n'); i >= 0 {
+		hi = kw + i
+	}
+	m := r.re.FindSubmatchIndex(buf[kw:hi])
+	if m == nil || m[2] < 0 {
+		return
+	}
+	ms := kw
+	for ms > 0 && kw-ms < identPrefix && isIdent(buf[ms-1]) {
+		ms--
+	}
+	st.candidate(buf, base, r, ms, kw+m[1], kw+m[2], kw+m[3], own, limit)
+}
+
+// candidate filters one regex match: [ms,me) the match, [ss,se) the
+// secret, all indexes into buf.
+func (st *state) candidate(buf []byte, base int64, r *Rule, ms, me, ss, se, own, limit int) {
+	if ms < own || ms >= limit {
+		return
+	}
+	key := [2]int64{int64(r.index), base + int64(ss)}
+	if st.seen == nil {
+		st.seen = map[[2]int64]bool{}
+	}
+	if st.seen[key] {
+		return
+	}
+	st.seen[key] = true
+	if !st.accept(r, buf[ss:se], buf[ms:me], ss-ms) || ignored(buf, ms) {
+		return
+	}
+	st.cands = append(st.cands, cand{r: r, start: base + int64(ss), end: base + int64(se),
+		mstart: base + int64(ms), mend: base + int64(me)})
+}
+
 // window runs rule ri on the window around a keyword at buf[kw:].
 func (st *state) window(buf []byte, base int64, ri int32, kw, own, limit int) {
 	r := st.e.rules[ri]
+	if r.anchored {
+		st.anchor(buf, base, r, kw, own, limit)
+		return
+	}
 	lo := max(0, kw-lineCap)
 	if i := bytes.LastIndexByte(buf[lo:kw], '\n'); i >= 0 {
 		lo += i + 1
@@ -331,31 +390,11 @@ func (st *state) window(buf []byte, base int64, ri int32, kw, own, limit int) {
 	st.lastEnd[ri] = base + int64(hi)
 	win := buf[lo:hi]
 	for _, m := range r.re.FindAllSubmatchIndex(win, -1) {
-		ms := lo + m[0]
-		if ms < own || ms >= limit {
-			continue
-		}
 		g := r.group
 		if m[2*g] < 0 {
 			continue
 		}
-		ss, se := lo+m[2*g], lo+m[2*g+1]
-		key := [2]int64{int64(ri), base + int64(ms)}
-		if st.seen == nil {
-			st.seen = map[[2]int64]bool{}
-		}
-		if st.seen[key] {
-			continue
-		}
-		st.seen[key] = true
-		if !st.accept(r, buf[ss:se], buf[lo+m[0]:lo+m[1]], ss-(lo+m[0])) {
-			continue
-		}
-		if ignored(buf, ms) {
-			continue
-		}
-		st.cands = append(st.cands, cand{r: r, start: base + int64(ss), end: base + int64(se),
-			mstart: base + int64(ms), mend: base + int64(lo+m[1])})
+		st.candidate(buf, base, r, lo+m[0], lo+m[1], lo+m[2*g], lo+m[2*g+1], own, limit)
 	}
 }
 

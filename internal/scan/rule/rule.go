@@ -315,6 +315,20 @@ func (a Allowlist) validate() error {
 // optionally quoted value ending at a delimiter.
 const assignment = `(?im)[\w.-]{0,40}?(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|,|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
 
+// anchored is the assignment pattern without the identifier prefix, for
+// matching at a keyword occurrence.
+const anchored = `(?im)\A(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|,|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
+
+// Anchored reports whether the rule is a context/secret rule, whose
+// matches start at an occurrence of one of its keywords (after an
+// optional identifier prefix), and returns the pattern to run there.
+func (r *Rule) Anchored() (string, bool) {
+	if r.Regex != "" || r.Secret == "" {
+		return "", false
+	}
+	return fmt.Sprintf(anchored, r.Context, "(?-i:"+r.Secret+")"), true
+}
+
 // Compile returns the rule's regex: Regex, or the assignment pattern built
 // from Context and Secret.
 func (r *Rule) Compile() (*regexp.Regexp, error) {

@@ -418,9 +418,11 @@ var concurrencyContracts = []contract{
 }
 
 // increment adds one to the decimal counter at key with a compare-and-set
-// loop, retrying on conflict.
+// loop, retrying on conflict. Each conflict means another writer's
+// increment landed, so a correct backend needs far fewer than maxAttempts.
 func increment(ctx context.Context, b storage.Backend, key string) error {
-	for {
+	const maxAttempts = 1000
+	for range maxAttempts {
 		cur, err := b.Get(ctx, key)
 		if err != nil {
 			return fmt.Errorf("increment: get %q: %w", key, err)
@@ -441,4 +443,5 @@ func increment(ctx context.Context, b storage.Backend, key string) error {
 		}
 		return nil
 	}
+	return fmt.Errorf("increment %q: still conflicting after %d attempts", key, maxAttempts)
 }
