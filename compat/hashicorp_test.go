@@ -231,6 +231,37 @@ path "auth/token/create" { capabilities = ["update"] }`
 	if _, err := rc.Auth().Token().LookupSelfWithContext(ctx); statusOf(err) != 403 {
 		t.Fatalf("token works after revoke-self: %v", err)
 	}
+	// LIST answers only show what the caller may touch.
+	if err := sys.PutPolicyWithContext(ctx, "lister", `path "secret/metadata/" { capabilities = ["list"] }
+path "secret/data/app/*" { capabilities = ["read"] }
+path "secret/metadata/app/*" { capabilities = ["list"] }`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.KVv2("secret").Put(ctx, "app/one", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := root.KVv2("secret").Put(ctx, "top-secret", map[string]any{"k": "v"}); err != nil {
+		t.Fatal(err)
+	}
+	lt, err := root.Auth().Token().CreateWithContext(ctx, &vault.TokenCreateRequest{Policies: []string{"lister"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc := vaultClient(t, p.Addr, lt.Auth.ClientToken)
+	l, err := lc.Logical().ListWithContext(ctx, "secret/metadata/")
+	if err != nil || l == nil {
+		t.Fatalf("list root: %v %v", l, err)
+	}
+	if keys := l.Data["keys"].([]any); len(keys) != 1 || keys[0] != "app/" {
+		t.Fatalf("filtered root list = %v, want [app/]", keys)
+	}
+	l, err = lc.Logical().ListWithContext(ctx, "secret/metadata/app")
+	if err != nil || l == nil || len(l.Data["keys"].([]any)) != 1 {
+		t.Fatalf("list app/: %v %v", l, err)
+	}
+	if l, err := root.Logical().ListWithContext(ctx, "secret/metadata/"); err != nil || len(l.Data["keys"].([]any)) != 3 {
+		t.Fatalf("root sees everything: %v %v", l, err)
+	}
 	if err := sys.DeletePolicyWithContext(ctx, "write-only"); err != nil {
 		t.Fatalf("delete policy: %v", err)
 	}

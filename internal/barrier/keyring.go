@@ -204,6 +204,9 @@ func decodeKeyring(plain []byte) (_ *keyringState, err error) {
 		case len(k.Key) != keyLen:
 			return nil, fmt.Errorf("term %d key is %d bytes, want %d", k.Term, len(k.Key), keyLen)
 		}
+		if _, err := k.InstallTime.UTC().MarshalJSON(); err != nil {
+			return nil, fmt.Errorf("term %d install time: %w", k.Term, err)
+		}
 		aead, err := newAEAD(k.Key)
 		if err != nil {
 			return nil, fmt.Errorf("term %d: %w", k.Term, err)

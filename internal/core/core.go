@@ -194,8 +194,13 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 		}
 		req.Auth, acl = a, checker
 	}
+	aclPath := req.Path
+	if op == OpList && !strings.HasSuffix(aclPath, "/") {
+		// As Vault: a list is authorised on the folder path, with its slash.
+		aclPath += "/"
+	}
 	if !rt.Unauthenticated {
-		if !acl.allowed(req.Path, op) || (rt.Sudo && !acl.allowed(req.Path, "sudo")) {
+		if !acl.allowed(aclPath, op) || (rt.Sudo && !acl.allowed(aclPath, "sudo")) {
 			return nil, ErrACLDenied
 		}
 	}

@@ -82,6 +82,9 @@ func genericValue(v, prefix []byte) bool {
 	if codeish.Match(v) {
 		return false
 	}
+	if i := bytes.IndexByte(v, '='); i >= 0 && i < len(v)-2 && bytes.Trim(v[i:], "=") != nil {
+		return false // key=value, not a value
+	}
 	var letters, digits, symbols, upper int
 	for _, c := range v {
 		switch {

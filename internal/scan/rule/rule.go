@@ -313,11 +313,11 @@ func (a Allowlist) validate() error {
 // context and the secret. The identifier may carry a prefix and suffix
 // (DB_PASSWORD, dbPassword, "password":), then an operator, then an
 // optionally quoted value ending at a delimiter.
-const assignment = `(?im)[\w.-]{0,40}?(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|,|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
+const assignment = `(?im)[\w.-]{0,40}?(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
 
 // anchored is the assignment pattern without the identifier prefix, for
 // matching at a keyword occurrence.
-const anchored = `(?im)\A(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|,|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
+const anchored = `(?im)\A(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
 
 // Anchored reports whether the rule is a context/secret rule, whose
 // matches start at an occurrence of one of its keywords (after an

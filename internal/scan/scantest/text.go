@@ -90,7 +90,9 @@ func (g *Gen) TypicalSource(w io.Writer, size int) error {
 	n := 0
 	for n < size {
 		t := sourceLines[g.rng.IntN(len(sourceLines))]
-		k, err := fmt.Fprintf(bw, t+"\n", g.ident(), g.ident(), g.UUID(), g.hex(40+24*g.rng.IntN(2)), g.rng.IntN(100000))
+		line := strings.NewReplacer("%[1]s", g.ident(), "%[2]s", g.ident(), "%[3]s", g.UUID(),
+			"%[4]s", g.hex(40+24*g.rng.IntN(2)), "%[5]d", fmt.Sprint(g.rng.IntN(100000)), "%%", "%").Replace(t)
+		k, err := bw.WriteString(line + "\n")
 		if err != nil {
 			return err
 		}
