@@ -241,7 +241,7 @@ func (b *Barrier) Unseal(ctx context.Context, rootKey []byte) error {
 func (b *Barrier) openKeyring(rootAEAD cipher.AEAD, rec []byte) ([]byte, error) {
 	id, err := recordTerm(keyringPath, rec)
 	if err != nil {
-		return nil, fmt.Errorf("barrier: unseal: %w", err)
+		return nil, err
 	}
 	if id != rootTerm {
 		return nil, fmt.Errorf("%w: unseal: keyring record names term %d, want %d; it is corrupt", ErrDecrypt, id, rootTerm)

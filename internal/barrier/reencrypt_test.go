@@ -10,7 +10,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
 )
@@ -397,14 +396,14 @@ func TestReencryptRotateMidPass(t *testing.T) {
 		t.Fatal(err)
 	}
 	rewrites := 0
+	rotated := make(chan error, 1)
 	phys.setBeforeTxn(func(ops []storage.Op) error {
 		if rewrites++; rewrites == 10 {
 			// Rotate from another goroutine: it must wait for this
 			// rewrite, which holds the barrier's lock, so do not wait.
 			go func() {
-				if _, err := b.Rotate(ctx); err != nil {
-					t.Error(err)
-				}
+				_, err := b.Rotate(ctx)
+				rotated <- err
 			}()
 		}
 		return nil
@@ -412,11 +411,8 @@ func TestReencryptRotateMidPass(t *testing.T) {
 	if _, err := b.Reencrypt(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if st, _ := b.KeyStatus(); st.Term == 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if err := <-rotated; err != nil {
+		t.Fatal(err)
 	}
 	if !b.NeedsReencrypt() {
 		t.Fatal("NeedsReencrypt false with term 3 active after a pass to term 2")

@@ -87,14 +87,10 @@ func (s capSet) names() []string {
 		return []string{"deny"}
 	}
 	out := make([]string, 0, numCapabilities)
-	for _, name := range sortedCapNames {
-		c, _ := ParseCapability(name)
+	for _, c := range [...]Capability{Create, Delete, List, Patch, Read, Sudo, Update} { // by name
 		if s.has(c) {
-			out = append(out, name)
+			out = append(out, c.String())
 		}
 	}
 	return out
 }
-
-// sortedCapNames lists the granting capability names alphabetically.
-var sortedCapNames = [...]string{"create", "delete", "list", "patch", "read", "sudo", "update"}

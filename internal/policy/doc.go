@@ -15,7 +15,14 @@
 // Its errors carry the text Vault puts after "failed to parse policy: " on
 // the wire (for example `path "x": invalid capability "reed"`); the server
 // adds that prefix. Every error a rule causes names the rule's path, even
-// where Vault does not (wrapping TTLs, templating).
+// where Vault does not (wrapping TTLs, templating), and an unknown key is
+// reported on one line (`invalid key "x" on line 3`) rather than in Vault's
+// multi-error layout. Errors match ErrInvalidPolicy and are *ParseError.
+//
+// JSON documents are also read with encoding/json, because the HCL JSON
+// reader silently drops true, false and nested lists inside lists; such
+// documents are rejected rather than read wrongly. Heredoc strings are
+// not supported.
 //
 // Keys in a rule:
 //
@@ -94,7 +101,9 @@
 // "/", "*", "+", "..", a NUL byte, or is ".", is left out of that caller's
 // ACL: it never matches, and it is not an error. So a rendered value can
 // never widen a rule. (Vault allows "/" in rendered values unless configured
-// otherwise; coffer never does.)
+// otherwise; coffer never does.) As in Vault, this applies to deny rules
+// too: a templated deny that cannot be rendered for a caller does not
+// deny anything to that caller, so write deny rules without templates.
 //
 // # Evaluation
 //

@@ -89,7 +89,7 @@ func (p *Policy) Templated() bool {
 // Parse parses a policy document, in Vault's HCL form or its JSON form,
 // and names it name. Every error matches ErrInvalidPolicy and is a
 // *ParseError.
-func Parse(name, text string) (p *Policy, err error) {
+func Parse(name, text string) (*Policy, error) {
 	root, err := parseHCL(text)
 	if err != nil {
 		return nil, &ParseError{Msg: err.Error()}
@@ -101,7 +101,7 @@ func Parse(name, text string) (p *Policy, err error) {
 	if !ok {
 		return nil, &ParseError{Msg: "does not contain a root object"}
 	}
-	p = &Policy{Name: name}
+	p := &Policy{Name: name}
 	for _, item := range list.Items {
 		key, err := keyText(item)
 		if err != nil {
@@ -251,73 +251,11 @@ func parseRule(written string, val ast.Node) (Rule, error) {
 			return fail("duplicate key %q%s", key, onLine(item.Keys[0]))
 		}
 		seen[key] = true
-		v := nest(item)
-		switch key {
-		case "capabilities":
-			names, err := stringList(v)
-			if err != nil {
-				return fail("capabilities: %s", err)
+		if err := r.set(key, nest(item), &caps); err != nil {
+			if errors.Is(err, errUnknownKey) {
+				return fail("invalid key %q%s", key, onLine(item.Keys[0]))
 			}
-			for _, n := range names {
-				c, err := ParseCapability(n)
-				if err != nil {
-					return fail("%s", err)
-				}
-				caps.add(c)
-			}
-		case "policy":
-			s, err := stringValue(v)
-			if err != nil {
-				return fail("policy: %s", err)
-			}
-			legacy, ok := legacyPolicies[s]
-			if !ok {
-				return fail("invalid policy %q", s)
-			}
-			for _, c := range legacy {
-				caps.add(c)
-			}
-		case "comment":
-			if r.Comment, err = stringValue(v); err != nil {
-				return fail("comment: %s", err)
-			}
-		case "allowed_parameters", "denied_parameters":
-			m, err := paramMap(v)
-			if err != nil {
-				return fail("%s: %s", key, err)
-			}
-			if key == "allowed_parameters" {
-				r.AllowedParameters = m
-			} else {
-				r.DeniedParameters = m
-			}
-		case "required_parameters":
-			names, err := stringList(v)
-			if err != nil {
-				return fail("required_parameters: %s", err)
-			}
-			for _, n := range names {
-				if strings.Contains(n, "*") {
-					return fail("required_parameters: parameter key %q: wildcard is not permitted here", n)
-				}
-			}
-			if len(names) > 0 {
-				r.RequiredParameters = names
-			}
-		case "min_wrapping_ttl", "max_wrapping_ttl":
-			d, err := durationValue(v)
-			if err != nil {
-				return fail("error parsing %s: %s", key, err)
-			}
-			if key == "min_wrapping_ttl" {
-				r.MinWrappingTTL = d
-			} else {
-				r.MaxWrappingTTL = d
-			}
-		case "mfa_methods", "control_group", "subscribe_event_types":
-			return fail("%s is not supported by coffer; remove it from the policy", key)
-		default:
-			return fail("invalid key %q%s", key, onLine(item.Keys[0]))
+			return fail("%s", err)
 		}
 	}
 	if r.MinWrappingTTL != 0 && r.MaxWrappingTTL != 0 && r.MaxWrappingTTL < r.MinWrappingTTL {
@@ -331,13 +269,92 @@ func parseRule(written string, val ast.Node) (Rule, error) {
 	return r, nil
 }
 
-// legacyPolicies maps Vault's pre-0.5 `policy = "..."` shorthand to
+var errUnknownKey = errors.New("unknown key")
+
+// set applies one key of a rule block; capabilities (from capabilities and
+// policy) collect in caps.
+func (r *Rule) set(key string, v ast.Node, caps *capSet) error {
+	var err error
+	switch key {
+	case "capabilities":
+		names, err := stringList(v)
+		if err != nil {
+			return fmt.Errorf("capabilities: %w", err)
+		}
+		for _, n := range names {
+			c, err := ParseCapability(n)
+			if err != nil {
+				return err
+			}
+			caps.add(c)
+		}
+	case "policy":
+		s, err := stringValue(v)
+		if err != nil {
+			return fmt.Errorf("policy: %w", err)
+		}
+		legacy, ok := legacyCapabilities(s)
+		if !ok {
+			return fmt.Errorf("invalid policy %q", s)
+		}
+		for _, c := range legacy {
+			caps.add(c)
+		}
+	case "comment":
+		if r.Comment, err = stringValue(v); err != nil {
+			return fmt.Errorf("comment: %w", err)
+		}
+	case "allowed_parameters":
+		if r.AllowedParameters, err = paramMap(v); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	case "denied_parameters":
+		if r.DeniedParameters, err = paramMap(v); err != nil {
+			return fmt.Errorf("%s: %w", key, err)
+		}
+	case "required_parameters":
+		names, err := stringList(v)
+		if err != nil {
+			return fmt.Errorf("required_parameters: %w", err)
+		}
+		for _, n := range names {
+			if strings.Contains(n, "*") {
+				return fmt.Errorf("required_parameters: parameter key %q: wildcard is not permitted here", n)
+			}
+		}
+		if len(names) > 0 {
+			r.RequiredParameters = names
+		}
+	case "min_wrapping_ttl":
+		if r.MinWrappingTTL, err = durationValue(v); err != nil {
+			return fmt.Errorf("error parsing %s: %w", key, err)
+		}
+	case "max_wrapping_ttl":
+		if r.MaxWrappingTTL, err = durationValue(v); err != nil {
+			return fmt.Errorf("error parsing %s: %w", key, err)
+		}
+	case "mfa_methods", "control_group", "subscribe_event_types":
+		return fmt.Errorf("%s is not supported by coffer; remove it from the policy", key)
+	default:
+		return errUnknownKey
+	}
+	return nil
+}
+
+// legacyCapabilities maps Vault's pre-0.5 `policy = "..."` shorthand to
 // capabilities, exactly as Vault does (write and sudo do not include patch).
-var legacyPolicies = map[string][]Capability{
-	"deny":  {Deny},
-	"read":  {Read, List},
-	"write": {Create, Read, Update, Delete, List},
-	"sudo":  {Create, Read, Update, Delete, List, Sudo},
+func legacyCapabilities(policy string) ([]Capability, bool) {
+	switch policy {
+	case "deny":
+		return []Capability{Deny}, true
+	case "read":
+		return []Capability{Read, List}, true
+	case "write":
+		return []Capability{Create, Read, Update, Delete, List}, true
+	case "sudo":
+		return []Capability{Create, Read, Update, Delete, List, Sudo}, true
+	}
+	return nil, false
 }
 
 // normalizePath strips one leading "/" (as Vault does) and checks the

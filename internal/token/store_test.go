@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
+	"github.com/cofferhq/coffer/internal/storage/inmem"
 )
 
 // fakeClock is a settable clock for Options.Now.
@@ -42,9 +43,9 @@ type testEnv struct {
 }
 
 // newBackend returns the backend tests run on.
-func newBackend() storage.Backend { return newRefBackend() }
+func newBackend() storage.Backend { return inmem.New() }
 
-// newEnv returns a Store on a fresh inmem backend with a fake clock, and
+// newEnv returns a Store on a fresh backend with a fake clock, and
 // checks the store's invariants when the test ends.
 func newEnv(t testing.TB, opts Options) *testEnv {
 	t.Helper()

@@ -8,6 +8,9 @@ type automaton struct {
 	class  [256]uint8
 	nclass int
 	trans  []int32   // trans[state*nclass+class] = next state
+	// fast is trans premultiplied: fast[s*nclass+c] = next*nclass, bit-
+	// complemented when next has outputs.
+	fast   []int32
 	out    [][]int32 // keyword ids that end in state (suffix links merged)
 	kwLen  []int     // length of keyword i
 	maxLen int
@@ -102,6 +105,14 @@ func newAutomaton(keywords []string) *automaton {
 		}
 	}
 	a.out = out
+	a.fast = make([]int32, len(a.trans))
+	for i, t := range a.trans {
+		v := t * int32(nc)
+		if len(out[t]) > 0 {
+			v = ^v
+		}
+		a.fast[i] = v
+	}
 	return a
 }
 
@@ -111,13 +122,15 @@ func newAutomaton(keywords []string) *automaton {
 func (a *automaton) scan(buf []byte, fn func(kw int32, end int)) {
 	s := int32(0)
 	nc := int32(a.nclass)
-	trans, out, class := a.trans, a.out, &a.class
+	fast, class := a.fast, &a.class
 	for i := 0; i < len(buf); i++ {
-		s = trans[s*nc+int32(class[buf[i]])]
-		if o := out[s]; o != nil {
-			for _, k := range o {
+		t := fast[s+int32(class[buf[i]])]
+		if t < 0 {
+			t = ^t
+			for _, k := range a.out[t/nc] {
 				fn(k, i+1)
 			}
 		}
+		s = t
 	}
 }

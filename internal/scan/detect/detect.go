@@ -309,7 +309,7 @@ func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) 
 			if st.skip[ri] || (!e.rules[ri].anchored && base+int64(start) < st.lastEnd[ri]) {
 				continue
 			}
-			st.window(buf, base, ri, start, own, limit)
+			st.window(buf, base, ri, start, e.ac.kwLen[kw], own, limit)
 		}
 	})
 	if len(st.cands) > 0 {
@@ -329,9 +329,43 @@ func isIdent(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-'
 }
 
-// anchor runs anchored rule r at the keyword at buf[kw:].
-func (st *state) anchor(buf []byte, base int64, r *Rule, kw, own, limit int) {
-	hi := min(len(buf), kw+lineCap)
+// assignAhead is a cheap test that an assignment follows the keyword
+// at buf[kw:kw+n]: identifier characters, an optional quote, spaces, then
+// an operator that is not a comparison. Most keyword occurrences in code
+// fail it and never reach the regex.
+func assignAhead(buf []byte, kw, n int) bool {
+	i := kw + n
+	for end := min(len(buf), i+40); i < end && isIdent(buf[i]); i++ {
+	}
+	if i < len(buf) && (buf[i] == '"' || buf[i] == '\'') {
+		i++
+	}
+	for sp := 0; sp < 3 && i < len(buf) && (buf[i] == ' ' || buf[i] == '\t'); sp++ {
+		i++
+	}
+	if i >= len(buf) {
+		return false
+	}
+	switch buf[i] {
+	case '=':
+		return i+1 >= len(buf) || buf[i+1] != '='
+	case ':':
+		return true
+	case '?', '|':
+		return i+1 < len(buf) && (buf[i+1] == '=' || buf[i+1] == '|')
+	}
+	return false
+}
+
+// anchorSpan bounds the text an anchored match can cover.
+const anchorSpan = 320
+
+// anchor runs anchored rule r at the keyword at buf[kw:kw+n].
+func (st *state) anchor(buf []byte, base int64, r *Rule, kw, n, own, limit int) {
+	if !assignAhead(buf, kw, n) {
+		return
+	}
+	hi := min(len(buf), kw+anchorSpan)
 	if i := bytes.IndexByte(buf[kw:hi], '\n'); i >= 0 {
 		hi = kw + i
 	}
@@ -368,10 +402,10 @@ func (st *state) candidate(buf []byte, base int64, r *Rule, ms, me, ss, se, own,
 }
 
 // window runs rule ri on the window around a keyword at buf[kw:].
-func (st *state) window(buf []byte, base int64, ri int32, kw, own, limit int) {
+func (st *state) window(buf []byte, base int64, ri int32, kw, n, own, limit int) {
 	r := st.e.rules[ri]
 	if r.anchored {
-		st.anchor(buf, base, r, kw, own, limit)
+		st.anchor(buf, base, r, kw, n, own, limit)
 		return
 	}
 	lo := max(0, kw-lineCap)

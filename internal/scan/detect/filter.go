@@ -82,8 +82,8 @@ func genericValue(v, prefix []byte) bool {
 	if codeish.Match(v) {
 		return false
 	}
-	if i := bytes.IndexByte(v, '='); i >= 0 && i < len(v)-2 && bytes.Trim(v[i:], "=") != nil {
-		return false // key=value, not a value
+	if i := bytes.IndexByte(v, '='); i >= 0 && len(bytes.TrimLeft(v[i:], "=")) > 0 {
+		return false // key=value, not a value (base64 padding is only at the end)
 	}
 	var letters, digits, symbols, upper int
 	for _, c := range v {

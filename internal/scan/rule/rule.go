@@ -317,7 +317,7 @@ const assignment = `(?im)[\w.-]{0,40}?(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|
 
 // anchored is the assignment pattern without the identifier prefix, for
 // matching at a keyword occurrence.
-const anchored = `(?im)\A(?:%s)[\w.-]{0,30}["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
+const anchored = `(?im)\A(?:%s)[\w.-]*["']?\s{0,3}(?:=|:=|::=|:|=>|\?=|\|\|=)\s{0,3}["'\x60]?(%s)(?:["'\x60\s;,)}\]<]|\\[nrt]|$)`
 
 // Anchored reports whether the rule is a context/secret rule, whose
 // matches start at an occurrence of one of its keywords (after an

@@ -20,8 +20,7 @@
 //
 // A share is the len(secret) y values followed by one byte, the x
 // coordinate: a 32-byte secret gives 33-byte shares. This is the format
-// Vault and OpenBao use, and in the same field, so shares from either can
-// be combined here and the other way round. The x coordinates of one
+// and the field Vault and OpenBao use. The x coordinates of one
 // Split are distinct, non-zero and randomly chosen, so a share's x
 // coordinate says nothing about how many shares exist or which it is.
 //

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 
+	bbolt "go.etcd.io/bbolt"
+
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -44,6 +46,24 @@ func BenchmarkPut(b *testing.B) {
 	}
 }
 
+// BenchmarkBboltUpdate is the baseline for BenchmarkPut: one bare bbolt
+// Update per write on the same kind of file, with no commit loop.
+func BenchmarkBboltUpdate(b *testing.B) {
+	s, _ := newTestBackend(b, Options{})
+	v := make([]byte, 128)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		err := s.db.Update(func(tx *bbolt.Tx) error {
+			return tx.Bucket(bucketName).Put(fmt.Appendf(nil, "bench/%04d", i%1000), v)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
+
 // commitCounter is a slog.Handler that counts the commit loop's debug
 // records, to report how many requests each commit carried.
 type commitCounter struct {
@@ -51,8 +71,8 @@ type commitCounter struct {
 }
 
 func (c *commitCounter) Enabled(context.Context, slog.Level) bool { return true }
-func (c *commitCounter) WithAttrs([]slog.Attr) slog.Handler      { return c }
-func (c *commitCounter) WithGroup(string) slog.Handler           { return c }
+func (c *commitCounter) WithAttrs([]slog.Attr) slog.Handler       { return c }
+func (c *commitCounter) WithGroup(string) slog.Handler            { return c }
 func (c *commitCounter) Handle(_ context.Context, r slog.Record) error {
 	if r.Message != "commit" {
 		return nil

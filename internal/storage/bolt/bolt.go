@@ -15,7 +15,7 @@
 // NoSync. To keep fsyncs from bounding write throughput, writes are
 // grouped: Put, Delete and Txn queue a request for a single commit loop.
 // While one bbolt read-write transaction is committing, new requests wait
-// in the queue; the next commit takes all of them (up to maxBatch) into one
+// in the queue; the next commit takes all of them (up to 1024) into one
 // transaction and one fsync. A lone writer finds the loop idle and commits
 // at once, so it pays no batching delay (unlike bbolt's DB.Batch, which
 // waits a fixed interval for company).
@@ -73,8 +73,8 @@ var bucketName = []byte("coffer")
 // Options configures Open. The zero value is ready to use.
 type Options struct {
 	// Logger receives commit failures (Error) and per-commit batch sizes
-	// (Debug). Records carry the file path, counts and durations, never
-	// keys' values. Nil discards.
+	// (Debug). Records carry the file path, keys, counts and durations,
+	// never values. Nil discards.
 	Logger *slog.Logger
 	// LockTimeout is how long Open waits for another process to release
 	// the file. Zero means DefaultLockTimeout.

@@ -21,8 +21,8 @@ import (
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
-// Backend is an in-memory storage.Backend. The zero value is not usable;
-// call New.
+// Backend is an in-memory storage.Backend. The zero value is an empty
+// Backend, as is New().
 type Backend struct {
 	// mu guards keys and vals. Readers take it shared.
 	mu   sync.RWMutex
@@ -165,6 +165,9 @@ func (b *Backend) seek(from string) int {
 // put stores v, which the caller has already copied. b.mu must be held
 // for writing.
 func (b *Backend) put(key string, v []byte) {
+	if b.vals == nil {
+		b.vals = make(map[string][]byte)
+	}
 	if _, ok := b.vals[key]; !ok {
 		i := b.seek(key)
 		b.keys = slices.Insert(b.keys, i, key)
