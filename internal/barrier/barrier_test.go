@@ -307,6 +307,12 @@ func TestRedaction(t *testing.T) {
 		Key  *secretKey
 		KeyV secretKey
 	}
+	if k.String() != redacted || k.GoString() != redacted {
+		t.Error("String or GoString does not redact")
+	}
+	if text, err := k.MarshalText(); err != nil || string(text) != redacted {
+		t.Error("MarshalText does not redact")
+	}
 	var logged bytes.Buffer
 	slog.New(slog.NewJSONHandler(&logged, nil)).Info("x", "key", k, "value", *k, "holder", holder{k, *k})
 	jsonOut, err := json.Marshal(holder{k, *k})

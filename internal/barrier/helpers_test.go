@@ -9,7 +9,11 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
+	"github.com/cofferhq/coffer/internal/storage/inmem"
 )
+
+// newPhys returns the physical store the tests run on.
+func newPhys() storage.Backend { return inmem.New() }
 
 // fixedNow is the clock tests give the barrier.
 var fixedNow = time.Date(2025, 11, 23, 9, 0, 0, 0, time.UTC)

@@ -1,9 +1,11 @@
 package barrier
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	mrand "math/rand/v2"
 	"runtime"
 	"slices"
@@ -135,6 +137,38 @@ func TestEncryptionCountsFlushed(t *testing.T) {
 	if st.Encryptions != flushEvery {
 		t.Fatalf("after restart, %d encryptions; want %d", st.Encryptions, flushEvery)
 	}
+}
+
+func TestEncryptionCountsFlushFails(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	phys := &hookBackend{Backend: newPhys()}
+	var logged bytes.Buffer
+	b := New(phys, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	root, _ := GenerateKey()
+	if err := b.Initialize(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Unseal(ctx, root); err != nil {
+		t.Fatal(err)
+	}
+	phys.setBeforePut(func(key string) error {
+		if key == keyringPath {
+			return errInjected
+		}
+		return nil
+	})
+	for i := range flushEvery + 1 {
+		mustPut(t, b, fmt.Sprint(i), "v")
+	}
+	if !strings.Contains(logged.String(), "could not persist encryption counts") {
+		t.Errorf("failed flush not logged:\n%s", logged.String())
+	}
+	if st, _ := b.KeyStatus(); st.Encryptions != flushEvery+1 {
+		t.Errorf("in-memory count %d after a failed flush", st.Encryptions)
+	}
+	phys.setBeforePut(nil)
+	checkConsistent(t, phys, root)
 }
 
 func TestReencrypt(t *testing.T) {

@@ -213,6 +213,11 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 	if err != nil {
 		return nil, err
 	}
+	if resp != nil && resp.Login != nil {
+		if err := c.mintLogin(ctx, req, resp); err != nil {
+			return nil, err
+		}
+	}
 	if op == OpList && acl != nil && resp != nil {
 		filterListKeys(resp, req.Path, acl)
 	}

@@ -126,6 +126,27 @@ type Response struct {
 	// NotFoundWithData makes the status 404 while still sending the
 	// envelope (a deleted KV version).
 	NotFoundWithData bool
+	// Login, set by an auth method's login handler, asks the core to mint
+	// a token for the authenticated identity; the core fills Auth.
+	Login *Login
+}
+
+// Login describes the token an auth method's login should receive.
+type Login struct {
+	Policies []string
+	// NoDefaultPolicy leaves out the "default" policy.
+	NoDefaultPolicy bool
+	// Metadata lands in the token's meta and in auth.metadata; policies
+	// can template on it ({{identity.metadata.<key>}}).
+	Metadata    map[string]string
+	DisplayName string
+	TTL         time.Duration
+	MaxTTL      time.Duration
+	Period      time.Duration
+	NumUses     int
+	BoundCIDRs  []string
+	// EntityID is a stable id for the identity (e.g. the SA uid).
+	EntityID string
 }
 
 // AuthResponse is the envelope's "auth" block.

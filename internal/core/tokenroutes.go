@@ -376,3 +376,41 @@ func remove(s []string, v string) []string {
 	}
 	return out
 }
+
+// mintLogin creates the token an auth method's login asked for.
+func (c *Core) mintLogin(ctx context.Context, req *Request, resp *Response) error {
+	l := resp.Login
+	resp.Login = nil
+	pols := trimPolicies(l.Policies)
+	if !l.NoDefaultPolicy && !contains(pols, "default") {
+		pols = append(pols, "default")
+	}
+	if contains(pols, "root") {
+		return BadRequest("auth methods cannot grant the root policy")
+	}
+	maxTTL := l.MaxTTL
+	if m := (sysView{c: c}).MaxLeaseTTL(req.MountPath); maxTTL == 0 || maxTTL > m {
+		maxTTL = m
+	}
+	ttl := l.TTL
+	if ttl == 0 {
+		ttl = (sysView{c: c}).DefaultLeaseTTL(req.MountPath)
+	}
+	if ttl > maxTTL {
+		ttl = maxTTL
+	}
+	tr := token.CreateRequest{
+		Policies: pols, Meta: l.Metadata, DisplayName: l.DisplayName, Path: req.Path,
+		EntityID: l.EntityID, TTL: ttl, ExplicitMaxTTL: l.MaxTTL, Period: l.Period, NumUses: l.NumUses,
+		NoParent: true, BoundCIDRs: l.BoundCIDRs,
+	}
+	if err := tr.Validate(); err != nil {
+		return BadRequest("%v", err)
+	}
+	tok, e, err := c.tokens.Create(ctx, tr)
+	if err != nil {
+		return tokenErr(err)
+	}
+	resp.Auth = c.authResponse(tok, e)
+	return nil
+}

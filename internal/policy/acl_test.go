@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -530,4 +531,23 @@ func TestNonExactMatchesVaultAlgorithm(t *testing.T) {
 			}
 		}
 	}
+}
+
+func TestACLConcurrentUse(t *testing.T) {
+	t.Parallel()
+	acl := compile(t, teamID, DefaultPolicy, dbPolicy, rule("secret/data/{{identity.metadata.ns}}/*", "read"))
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for range 500 {
+				if !acl.Allowed("secret/data/team-a/x", Read) || acl.Allowed("secret/data/team-b/x", Read) {
+					t.Error("wrong answer under concurrency")
+					return
+				}
+				acl.Capabilities("cubbyhole/x")
+				acl.HasAnyUnder("db/")
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -3,6 +3,7 @@ package detect_test
 import (
 	"bytes"
 	"fmt"
+	"os"
 	"testing"
 
 	"github.com/cofferhq/coffer/internal/scan/scantest"
@@ -23,4 +24,5 @@ func TestDbgTypical(t *testing.T) {
 		_ = k
 	}
 	fmt.Println(seen)
+	os.WriteFile("/tmp/typical.txt", buf.Bytes(), 0o644)
 }

@@ -331,9 +331,10 @@ func isIdent(c byte) bool {
 
 // assignAhead is a cheap test that an assignment follows the keyword
 // at buf[kw:kw+n]: identifier characters, an optional quote, spaces, then
-// an operator that is not a comparison. Most keyword occurrences in code
-// fail it and never reach the regex.
-func assignAhead(buf []byte, kw, n int) bool {
+// an operator that is not a comparison. It returns the index of the value
+// after the operator, or -1. Most keyword occurrences in code fail it and
+// never reach the regex.
+func assignAhead(buf []byte, kw, n int) int {
 	i := kw + n
 	for end := min(len(buf), i+40); i < end && isIdent(buf[i]); i++ {
 	}
@@ -343,18 +344,47 @@ func assignAhead(buf []byte, kw, n int) bool {
 	for sp := 0; sp < 3 && i < len(buf) && (buf[i] == ' ' || buf[i] == '\t'); sp++ {
 		i++
 	}
+	if i+1 >= len(buf) {
+		return -1
+	}
+	switch c, d := buf[i], buf[i+1]; {
+	case c == '=' && d == '>', c == ':' && d == '=', c == '?' && d == '=':
+		return i + 2
+	case c == '|' && d == '|' && i+2 < len(buf) && buf[i+2] == '=':
+		return i + 3
+	case c == '=' && d != '=', c == ':' && d != ':':
+		return i + 1
+	case c == ':' && d == ':' && i+2 < len(buf) && buf[i+2] == '=':
+		return i + 3
+	}
+	return -1
+}
+
+// plausibleValue is the cheap part of the generic value check, done
+// before the regex: the value after the operator is long enough and does
+// not start like a reference, a template or code.
+func plausibleValue(buf []byte, i int) bool {
+	for sp := 0; sp < 3 && i < len(buf) && (buf[i] == ' ' || buf[i] == '\t'); sp++ {
+		i++
+	}
+	if i < len(buf) && (buf[i] == '"' || buf[i] == '\'' || buf[i] == '`') {
+		i++
+	}
 	if i >= len(buf) {
 		return false
 	}
 	switch buf[i] {
-	case '=':
-		return i+1 >= len(buf) || buf[i+1] != '='
-	case ':':
-		return true
-	case '?', '|':
-		return i+1 < len(buf) && (buf[i+1] == '=' || buf[i+1] == '|')
+	case '$', '%', '{', '<', '[', '(', '&', '*', '@', '!':
+		return false
 	}
-	return false
+	n := 0
+	for ; i < len(buf) && n < 8; i, n = i+1, n+1 {
+		switch buf[i] {
+		case ' ', '\t', '\n', '\r', '"', '\'', '`', ';', ',', '<', '>', '(':
+			return false
+		}
+	}
+	return n == 8
 }
 
 // anchorSpan bounds the text an anchored match can cover.
@@ -362,7 +392,8 @@ const anchorSpan = 320
 
 // anchor runs anchored rule r at the keyword at buf[kw:kw+n].
 func (st *state) anchor(buf []byte, base int64, r *Rule, kw, n, own, limit int) {
-	if !assignAhead(buf, kw, n) {
+	v := assignAhead(buf, kw, n)
+	if v < 0 || (r.Generic && !plausibleValue(buf, v)) {
 		return
 	}
 	hi := min(len(buf), kw+anchorSpan)

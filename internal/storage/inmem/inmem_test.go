@@ -16,6 +16,11 @@ func TestContract(t *testing.T) {
 	storagetest.Run(t, newBackend)
 }
 
+func TestContractZeroValue(t *testing.T) {
+	t.Parallel()
+	storagetest.Run(t, func(*testing.T) storage.Backend { return new(inmem.Backend) })
+}
+
 func FuzzBackend(f *testing.F) {
 	storagetest.Fuzz(f, newBackend)
 }
