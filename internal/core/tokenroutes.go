@@ -220,9 +220,11 @@ func (b *tokenBackend) lookup(ctx context.Context, r *Request) (*Response, error
 }
 
 func (b *tokenBackend) lookupSelf(ctx context.Context, r *Request) (*Response, error) {
-	e, err := b.c.tokens.LookupID(ctx, r.Auth.TokenID)
-	if err != nil {
-		return nil, tokenErr(err)
+	// The entry authenticated this request; a token whose last use this
+	// is can still look itself up.
+	e := r.Auth.entry
+	if e == nil {
+		return nil, ErrPermissionDenied
 	}
 	return &Response{Data: b.c.lookupData(e, r.Token)}, nil
 }
