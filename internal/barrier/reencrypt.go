@@ -52,7 +52,7 @@ func (b *Barrier) NeedsReencrypt() bool {
 // ctx is cancelled, with ctx's error. A record that fails to open stops
 // the pass with an error naming it: delete or restore that entry and run
 // the pass again.
-func (b *Barrier) Reencrypt(ctx context.Context) (int, error) {
+func (b *Barrier) Reencrypt(ctx context.Context) (rewritten int, err error) {
 	select {
 	case b.pass <- struct{}{}:
 	case <-ctx.Done():

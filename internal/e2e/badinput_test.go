@@ -180,6 +180,16 @@ func TestBadRequestsWhileUnsealed(t *testing.T) {
 			}
 		})
 	}
+	// tune, then read the tuned values back
+	if status, body := rawDo(t, "POST", u+"sys/mounts/secret/tune", tok, `{"default_lease_ttl":"1h","max_lease_ttl":7200,"description":"tuned"}`, nil); status != 204 {
+		t.Fatalf("tune: %d %s", status, body)
+	}
+	if status, body := rawDo(t, "GET", u+"sys/mounts/secret/tune", tok, "", nil); status != 200 || !strings.Contains(body, `"default_lease_ttl":3600`) || !strings.Contains(body, `"max_lease_ttl":7200`) {
+		t.Fatalf("tune read: %d %s", status, body)
+	}
+	if status, body := rawDo(t, "GET", u+"secret/data/x", tok, "", map[string]string{"X-Vault-Wrap-TTL": "60s"}); status != 400 || !strings.Contains(body, "wrapping") {
+		t.Fatalf("wrap ttl: %d %s", status, body)
+	}
 	// HEAD on health: status, no body.
 	status, body := rawDo(t, "HEAD", u+"sys/health", "", "", nil)
 	if status != 200 || body != "" {

@@ -130,6 +130,11 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) int {
 	if op == core.OpList {
 		path = strings.TrimSuffix(path, "/")
 	}
+	if r.Header.Get("X-Vault-Wrap-TTL") != "" {
+		// Answering unwrapped would hand a secret to a client that asked
+		// for it to be wrapped: refuse instead.
+		return writeErrors(w, http.StatusBadRequest, "response wrapping (X-Vault-Wrap-TTL) is not supported by coffer yet")
+	}
 	body, status, msg := a.readBody(w, r)
 	if status != 0 {
 		return writeErrors(w, status, msg)

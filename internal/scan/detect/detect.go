@@ -265,6 +265,7 @@ type state struct {
 	path    string
 	lastEnd []int64 // per rule: absolute end of the last window searched
 	cands   []cand
+	vetoes  [][2]int64 // secret spans a provider rule matched and rejected
 	seen    map[[2]int64]bool
 	skip    []bool // per rule: path allowlisted
 	// cursor for line/column: absolute offset, 1-based line and column.
@@ -297,6 +298,7 @@ func newState(e *Engine, path string) *state {
 // matches whose start lies in [own, limit).
 func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) error) error {
 	st.cands = st.cands[:0]
+	st.vetoes = st.vetoes[:0]
 	clear(st.seen)
 	for i := range st.lastEnd {
 		st.lastEnd[i] = -1 // windows of the previous chunk's overlap are searched again
@@ -313,6 +315,7 @@ func (st *state) chunk(buf []byte, base int64, own, limit int, emit func(Match) 
 		}
 	})
 	if len(st.cands) > 0 {
+		st.applyVetoes()
 		if err := st.flush(buf, base, emit); err != nil {
 			return err
 		}
@@ -425,7 +428,16 @@ func (st *state) candidate(buf []byte, base int64, r *Rule, ms, me, ss, se, own,
 		return
 	}
 	st.seen[key] = true
-	if !st.accept(r, buf[ss:se], buf[ms:me], ss-ms) || ignored(buf, ms) {
+	if !st.accept(r, buf[ss:se], buf[ms:me], ss-ms) {
+		if !r.Generic {
+			// Recognised as this provider's format and judged not a
+			// credential (bad checksum, example, placeholder): generic
+			// rules must not report it either.
+			st.vetoes = append(st.vetoes, [2]int64{base + int64(ss), base + int64(se)})
+		}
+		return
+	}
+	if ignored(buf, ms) {
 		return
 	}
 	st.cands = append(st.cands, cand{r: r, start: base + int64(ss), end: base + int64(se),
@@ -523,6 +535,25 @@ func ignored(buf []byte, at int) bool {
 	}
 	line := buf[lo:hi]
 	return bytes.Contains(line, []byte("coffer:ignore")) || bytes.Contains(line, []byte("gitleaks:allow"))
+}
+
+// applyVetoes drops generic candidates whose secret overlaps a span a
+// provider rule rejected.
+func (st *state) applyVetoes() {
+	if len(st.vetoes) == 0 {
+		return
+	}
+	st.cands = slices.DeleteFunc(st.cands, func(c cand) bool {
+		if !c.r.Generic {
+			return false
+		}
+		for _, v := range st.vetoes {
+			if c.start < v[1] && v[0] < c.end {
+				return true
+			}
+		}
+		return false
+	})
 }
 
 // flush resolves overlaps (a provider rule beats a generic one on the same

@@ -3,6 +3,7 @@ package detect
 import (
 	"bytes"
 	"regexp"
+	"strings"
 )
 
 // strongPlaceholders mark a value as a placeholder or documentation
@@ -50,19 +51,49 @@ var weakPlaceholders = [][]byte{
 // called identifiers, indexing, casts, paths.
 var codeish = regexp.MustCompile(`^(?:[A-Za-z_$][\w$]*(?:(?:\.|->|::)[A-Za-z_$][\w$]*)+|[A-Za-z_$][\w$.]*\(.*|.*[(){}\[\]].*|[~.]?/[\w./-]*|[A-Za-z]:\\.*|\$[A-Za-z_{(].*|%[A-Za-z_]+%|&[A-Za-z_].*|\*[A-Za-z_].*|!Ref.*|@[A-Za-z_].*)$`)
 
-// excludedNames are identifier parts that name something about a secret
+// excludedNames are identifier words that name something about a secret
 // rather than the secret itself (password_hash, token_url, secretName).
-var excludedNames = []string{
-	"hash", "type", "name", "url", "uri", "endpoint", "field", "length", "len", "count", "file", "path",
-	"dir", "label", "format", "policy", "prompt", "regex", "pattern", "placeholder", "expir", "ttl",
-	"max", "min", "header", "mode", "enabled", "required", "validat", "strength", "reset", "confirm",
-	"rotation", "version", "arn", "kind", "_id", "-id", "keyid", "ref", "provider", "store", "param",
-	"env", "var", "template", "input", "size", "algorithm", "issuer", "audience", "scope", "prefix",
-	"suffix", "timeout", "lifetime", "generator", "manager", "helper", "description", "title", "message",
-	"error", "metric", "salt", "policy", "selector", "mount", "volume", "class", "schema", "hint",
+var excludedNames = map[string]bool{
+	"hash": true, "hashed": true, "type": true, "name": true, "names": true, "url": true, "uri": true, "endpoint": true,
+	"field": true, "length": true, "len": true, "count": true, "file": true, "path": true, "dir": true, "label": true,
+	"format": true, "policy": true, "prompt": true, "regex": true, "pattern": true, "placeholder": true, "expiry": true,
+	"expires": true, "expiration": true, "ttl": true, "max": true, "min": true, "header": true, "mode": true,
+	"enabled": true, "required": true, "validator": true, "validation": true, "strength": true, "reset": true,
+	"confirm": true, "confirmation": true, "rotation": true, "version": true, "arn": true, "kind": true, "id": true,
+	"ids": true, "ref": true, "provider": true, "store": true, "param": true, "parameter": true, "env": true,
+	"var": true, "template": true, "input": true, "size": true, "algorithm": true, "alg": true, "issuer": true,
+	"audience": true, "scope": true, "scopes": true, "prefix": true, "suffix": true, "timeout": true,
+	"lifetime": true, "generator": true, "manager": true, "helper": true, "description": true, "title": true,
+	"message": true, "error": true, "metric": true, "salt": true, "selector": true, "mount": true, "volume": true,
+	"class": true, "schema": true, "hint": true, "policies": true, "secretref": true,
 }
 
 var identRE = regexp.MustCompile(`[\w.-]+`)
+
+// identWords splits an identifier into lowercase words at '_', '-', '.'
+// and lower-to-upper case changes (dbPasswordHash: db, password, hash).
+func identWords(ident []byte) []string {
+	var words []string
+	start := 0
+	flush := func(end int) {
+		if end > start {
+			words = append(words, strings.ToLower(string(ident[start:end])))
+		}
+	}
+	for i := 0; i < len(ident); i++ {
+		c := ident[i]
+		switch {
+		case c == '_' || c == '-' || c == '.':
+			flush(i)
+			start = i + 1
+		case i > start && 'A' <= c && c <= 'Z' && 'a' <= ident[i-1] && ident[i-1] <= 'z':
+			flush(i)
+			start = i
+		}
+	}
+	flush(len(ident))
+	return words
+}
 
 // genericValue reports whether a value assigned to a password/secret-like
 // name in code or config is a credential: not a placeholder, not a test or
@@ -107,12 +138,13 @@ func genericValue(v, prefix []byte) bool {
 		return false // numbers: ports, ids, sizes
 	}
 	if len(prefix) > 0 {
-		ident := bytes.ToLower(identRE.Find(prefix))
-		for _, x := range excludedNames {
-			if bytes.Contains(ident, []byte(x)) {
+		raw := identRE.Find(prefix)
+		for _, w := range identWords(raw) {
+			if excludedNames[w] {
 				return false
 			}
 		}
+		ident := bytes.ToLower(raw)
 		// password = password1 and the like
 		if len(ident) > 0 && bytes.Contains(low, ident) {
 			return false

@@ -86,6 +86,10 @@ func (g *Gen) Corpus(dir string, rules []rule.Rule, perRule int) ([]Planted, err
 			}
 			planted = append(planted, Planted{RuleID: r.ID, Family: r.Family, File: name, Line: line, Secret: s.Secret})
 			if v == 0 && !s.MultiLine && r.Family != "generic" {
+				if r.Regex != "" {
+					// A token or URL rule: the value is the whole match.
+					s.Secret = s.Text
+				}
 				k8s = append(k8s, s)
 			}
 		}
@@ -117,9 +121,9 @@ func (g *Gen) plant(s Sample, n int) (string, string, int) {
 	_ = g.TypicalSource(&pre, 200+g.rng.IntN(2000))
 	_ = g.TypicalSource(&post, 200+g.rng.IntN(2000))
 	var ext, body string
+	text := s.Text
 	if s.MultiLine {
 		k := multiKinds[n%len(multiKinds)]
-		text := s.Text
 		if k.ext == ".yaml" {
 			text = "  " + strings.ReplaceAll(text, "\n", "\n  ")
 		}
@@ -132,7 +136,7 @@ func (g *Gen) plant(s Sample, n int) (string, string, int) {
 		k := fileKinds[n%len(fileKinds)]
 		ext, body = k.ext, fmt.Sprintf(k.tmpl, s.Text)
 	}
-	idx := strings.Index(body, s.Text)
+	idx := strings.Index(body, text)
 	line := strings.Count(pre.String(), "\n") + strings.Count(body[:idx], "\n") + 1
 	name := fmt.Sprintf("%s/%s-%d%s", s.Family, s.RuleID, n, ext)
 	return name, pre.String() + body + post.String(), line
