@@ -26,6 +26,8 @@
 //	log:
 //	  level: info                 # debug, info, warn, error
 //	  format: text                # text or json
+//	telemetry:
+//	  unauthenticated_metrics_access: false  # /v1/sys/metrics needs a token unless true
 //	api_addr: https://coffer.example.com:8200
 //	cluster_name: prod
 //	default_lease_ttl: 768h
@@ -49,13 +51,14 @@ import (
 
 // File is the configuration file as written.
 type File struct {
-	Storage         StorageFile  `yaml:"storage"`
-	Listener        ListenerFile `yaml:"listener"`
-	Log             LogFile      `yaml:"log"`
-	APIAddr         string       `yaml:"api_addr"`
-	ClusterName     string       `yaml:"cluster_name"`
-	DefaultLeaseTTL string       `yaml:"default_lease_ttl"`
-	MaxLeaseTTL     string       `yaml:"max_lease_ttl"`
+	Storage         StorageFile   `yaml:"storage"`
+	Listener        ListenerFile  `yaml:"listener"`
+	Log             LogFile       `yaml:"log"`
+	Telemetry       TelemetryFile `yaml:"telemetry"`
+	APIAddr         string        `yaml:"api_addr"`
+	ClusterName     string        `yaml:"cluster_name"`
+	DefaultLeaseTTL string        `yaml:"default_lease_ttl"`
+	MaxLeaseTTL     string        `yaml:"max_lease_ttl"`
 }
 
 // StorageFile selects the storage backend.
@@ -92,6 +95,12 @@ type TLSFile struct {
 	Disable    bool   `yaml:"disable"`
 }
 
+// TelemetryFile configures metrics.
+type TelemetryFile struct {
+	// UnauthenticatedMetricsAccess lets /v1/sys/metrics answer without a token.
+	UnauthenticatedMetricsAccess bool `yaml:"unauthenticated_metrics_access"`
+}
+
 // LogFile configures logging.
 type LogFile struct {
 	Level  string `yaml:"level"`
@@ -117,6 +126,8 @@ type Config struct {
 
 	LogLevel  string
 	LogFormat string
+
+	UnauthenticatedMetrics bool
 
 	APIAddr         string
 	ClusterName     string
@@ -257,6 +268,7 @@ func (f *File) Validate() (*Config, error) {
 		bad("log.format: %q is not text or json", f.Log.Format)
 	}
 	c.APIAddr, c.ClusterName = f.APIAddr, f.ClusterName
+	c.UnauthenticatedMetrics = f.Telemetry.UnauthenticatedMetricsAccess
 	if c.APIAddr == "" {
 		scheme := "https"
 		if c.TLSDisable {

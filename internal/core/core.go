@@ -44,6 +44,11 @@ type Config struct {
 	MaxLeaseTTL     time.Duration
 	// APIAddr is reported by sys/leader.
 	APIAddr string
+	// Metrics renders the Prometheus exposition for sys/metrics; nil
+	// turns the endpoint off.
+	Metrics func() (body []byte, contentType string, err error)
+	// UnauthenticatedMetrics lets sys/metrics answer without a token.
+	UnauthenticatedMetrics bool
 }
 
 // Core is the server's state machine. All methods are safe for concurrent use.
@@ -186,6 +191,7 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 	if h == nil {
 		return nil, ErrUnsupportedOperation
 	}
+	req.Operation = op
 	var acl aclChecker
 	if !rt.Unauthenticated || req.Token != "" {
 		a, checker, err := c.authenticate(ctx, req)

@@ -126,6 +126,9 @@ type Response struct {
 	// NotFoundWithData makes the status 404 while still sending the
 	// envelope (a deleted KV version).
 	NotFoundWithData bool
+	// RawBody, when set, is written as is with ContentType (sys/metrics).
+	RawBody     []byte
+	ContentType string
 	// Login, set by an auth method's login handler, asks the core to mint
 	// a token for the authenticated identity; the core fills Auth.
 	Login *Login

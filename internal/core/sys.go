@@ -36,6 +36,25 @@ func (s *sysBackend) sealedRoutes() []Route {
 	}
 }
 
+// metricsRoute is sys/metrics: behind a token unless configured otherwise.
+func (s *sysBackend) metricsRoute() Route {
+	return Route{Pattern: "metrics", Unauthenticated: s.c.cfg.UnauthenticatedMetrics, Handlers: ops(OpRead, s.metrics)}
+}
+
+func (s *sysBackend) metrics(ctx context.Context, r *Request) (*Response, error) {
+	if s.c.cfg.Metrics == nil {
+		return nil, ErrUnsupportedPath
+	}
+	if f := r.Query.Get("format"); f != "" && f != "prometheus" {
+		return nil, BadRequest("metrics format %q is not supported; use format=prometheus", f)
+	}
+	body, ct, err := s.c.cfg.Metrics()
+	if err != nil {
+		return nil, err
+	}
+	return &Response{RawBody: body, ContentType: ct}, nil
+}
+
 // Routes are the authenticated sys routes.
 func (s *sysBackend) Routes() []Route {
 	return []Route{
@@ -54,6 +73,7 @@ func (s *sysBackend) Routes() []Route {
 		{Pattern: "capabilities-self", Handlers: ops(OpUpdate, s.capabilitiesSelf)},
 		{Pattern: "capabilities", Handlers: ops(OpUpdate, s.capabilities)},
 		{Pattern: "capabilities-accessor", Handlers: ops(OpUpdate, s.capabilitiesAccessor)},
+		s.metricsRoute(),
 	}
 }
 

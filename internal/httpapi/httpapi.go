@@ -33,8 +33,15 @@ type Handler interface {
 
 var _ Handler = (*core.Core)(nil)
 
+// Observer records finished requests (Prometheus metrics).
+type Observer interface {
+	ObserveRequest(mount, operation string, code int, d time.Duration)
+}
+
 // Options tune the transport.
 type Options struct {
+	// Observer, when set, sees every finished /v1/ request.
+	Observer Observer
 	// MaxRequestSize bounds request bodies; larger bodies get 413.
 	// Zero means 32 MiB, as Vault.
 	MaxRequestSize int64
@@ -48,6 +55,7 @@ type api struct {
 	h      Handler
 	max    int64
 	logger *slog.Logger
+	obs    Observer
 }
 
 // New returns the /v1/ HTTP handler.
@@ -58,7 +66,7 @@ func New(h Handler, opts Options) http.Handler {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &api{h: h, max: opts.MaxRequestSize, logger: opts.Logger}
+	return &api{h: h, max: opts.MaxRequestSize, logger: opts.Logger, obs: opts.Observer}
 }
 
 // envelope is Vault's response envelope; all eight keys always present.
@@ -79,12 +87,34 @@ func (a *api) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Cache-Control", "no-store")
 	h.Set("Content-Type", "application/json")
 	h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
-	status := a.serve(w, r)
+	switch r.URL.Path {
+	case "/livez":
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+		return
+	case "/readyz":
+		a.ready(w)
+		return
+	}
+	var req core.Request
+	status := a.serve(w, r, &req)
+	if a.obs != nil && req.ID != "" {
+		a.obs.ObserveRequest(req.MountPath, string(req.Operation), status, time.Since(start))
+	}
 	a.logger.Debug("request", "method", r.Method, "path", r.URL.Path, "status", status,
 		"remote", r.RemoteAddr, "took", time.Since(start).Round(time.Microsecond))
 }
 
-func (a *api) serve(w http.ResponseWriter, r *http.Request) int {
+// ready answers the Kubernetes readiness probe: 200 when unsealed, 503
+// when sealed or not initialised.
+func (a *api) ready(w http.ResponseWriter) {
+	if s, ok := a.h.(interface{ Sealed() bool }); ok && s.Sealed() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "sealed"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (a *api) serve(w http.ResponseWriter, r *http.Request, req *core.Request) int {
 	if ns := r.Header.Get("X-Vault-Namespace"); ns != "" {
 		w.Header().Set("X-Vault-Namespace", ns)
 		if t := strings.Trim(ns, "/"); t != "" && t != "root" {
@@ -139,7 +169,7 @@ func (a *api) serve(w http.ResponseWriter, r *http.Request) int {
 	if status != 0 {
 		return writeErrors(w, status, msg)
 	}
-	req := &core.Request{
+	*req = core.Request{
 		ID:          core.NewUUID(),
 		Operation:   op,
 		Path:        path,
@@ -219,6 +249,12 @@ func writeResponse(w http.ResponseWriter, req *core.Request, resp *core.Response
 	}
 	if resp.Raw != nil {
 		return writeJSON(w, code, resp.Raw)
+	}
+	if resp.RawBody != nil {
+		w.Header().Set("Content-Type", resp.ContentType)
+		w.WriteHeader(code)
+		_, _ = w.Write(resp.RawBody)
+		return code
 	}
 	env := envelope{RequestID: req.ID, LeaseID: resp.LeaseID, Renewable: resp.Renewable,
 		LeaseDuration: resp.LeaseDuration, Data: resp.Data, Warnings: resp.Warnings, Auth: resp.Auth}

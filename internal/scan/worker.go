@@ -181,8 +181,7 @@ func (s *scanner) scanItem(ctx context.Context, it source.Item) error {
 			return nil
 		}
 		if len(data) <= manifest.MaxSize {
-			s.scanText(ctx, it, bytes.NewReader(data))
-			s.scanManifest(it, data)
+			s.scanManifestFile(ctx, it, data)
 			return nil
 		}
 		s.col.warn(it.Path, errors.New("over 16 MiB: scanned as text, Kubernetes Secrets not decoded"))
@@ -210,20 +209,42 @@ func manifestCandidate(it source.Item) bool {
 	return it.Path == "<stdin>"
 }
 
-func (s *scanner) scanManifest(it source.Item, data []byte) {
-	if !manifest.Likely(data) {
-		return
+// scanManifestFile scans a YAML or JSON file as text and, when it holds
+// Kubernetes Secrets, checks their decoded values. Text matches on the
+// lines of base64 data values are dropped: the decoded value is judged
+// instead of its encoding.
+func (s *scanner) scanManifestFile(ctx context.Context, it source.Item, data []byte) {
+	var text []detect.Match
+	err := s.eng.Scan(ctx, bytes.NewReader(data), it.Path, func(m detect.Match) error {
+		text = append(text, m)
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		s.col.warn(it.Path, fmt.Errorf("read: %w", err))
 	}
-	entries, err := manifest.Parse(data)
-	if err != nil && len(entries) == 0 {
-		if !strings.Contains(string(data[:min(len(data), 4096)]), "apiVersion") {
-			return // YAML that is not Kubernetes: no warning
+	var entries []manifest.Entry
+	if manifest.Likely(data) {
+		var perr error
+		entries, perr = manifest.Parse(data)
+		switch {
+		case perr != nil && len(entries) == 0:
+			if bytes.Contains(data[:min(len(data), 4096)], []byte("apiVersion")) {
+				s.col.warn(it.Path, fmt.Errorf("manifest: %w", perr))
+			}
+		case perr != nil:
+			s.col.warn(it.Path, fmt.Errorf("manifest read in part: %w", perr))
 		}
-		s.col.warn(it.Path, fmt.Errorf("manifest: %w", err))
-		return
 	}
-	if err != nil {
-		s.col.warn(it.Path, fmt.Errorf("manifest read in part: %w", err))
+	encoded := map[int]bool{}
+	for _, e := range entries {
+		if e.Field == "data" && e.Decoded {
+			encoded[e.Line] = true
+		}
+	}
+	for _, m := range text {
+		if !encoded[m.Line] {
+			s.emit(it, m, nil)
+		}
 	}
 	for _, e := range entries {
 		for _, m := range s.eng.ScanEntry(e.Key, e.Value) {

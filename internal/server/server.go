@@ -23,6 +23,7 @@ import (
 	"github.com/cofferhq/coffer/internal/core"
 	"github.com/cofferhq/coffer/internal/engine/kv"
 	"github.com/cofferhq/coffer/internal/httpapi"
+	"github.com/cofferhq/coffer/internal/metrics"
 	"github.com/cofferhq/coffer/internal/storage"
 	"github.com/cofferhq/coffer/internal/storage/bolt"
 	"github.com/cofferhq/coffer/internal/storage/inmem"
@@ -80,26 +81,30 @@ func New(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*Server,
 	default:
 		return nil, fmt.Errorf("unknown storage type %q", cfg.StorageType)
 	}
+	var m *metrics.Metrics
 	c, err := core.New(core.Config{
-		Physical:        phys,
-		StorageType:     cfg.StorageType,
-		Logger:          logger.With("subsystem", "core"),
-		Engines:         Engines(),
-		AuthMethods:     AuthMethods(),
-		Version:         Version,
-		ClusterName:     cfg.ClusterName,
-		DefaultLeaseTTL: cfg.DefaultLeaseTTL,
-		MaxLeaseTTL:     cfg.MaxLeaseTTL,
-		APIAddr:         cfg.APIAddr,
+		Metrics:                func() ([]byte, string, error) { return m.Expose() },
+		UnauthenticatedMetrics: cfg.UnauthenticatedMetrics,
+		Physical:               phys,
+		StorageType:            cfg.StorageType,
+		Logger:                 logger.With("subsystem", "core"),
+		Engines:                Engines(),
+		AuthMethods:            AuthMethods(),
+		Version:                Version,
+		ClusterName:            cfg.ClusterName,
+		DefaultLeaseTTL:        cfg.DefaultLeaseTTL,
+		MaxLeaseTTL:            cfg.MaxLeaseTTL,
+		APIAddr:                cfg.APIAddr,
 	})
 	if err != nil {
 		closeStorage(phys)
 		return nil, err
 	}
+	m = metrics.New(c.MetricsSnapshot)
 	s := &Server{cfg: cfg, logger: logger, phys: phys, core: c}
 	// No ServeMux: it would clean and redirect paths such as a/../b that
 	// the API must refuse instead.
-	mux := httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize, Logger: logger.With("subsystem", "http")})
+	mux := httpapi.New(c, httpapi.Options{MaxRequestSize: cfg.MaxRequestSize, Logger: logger.With("subsystem", "http"), Observer: m})
 	s.http = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: cfg.ReadHeaderTimeout,

@@ -271,3 +271,12 @@ func (e *Engine) Stats(ctx context.Context) (Stats, error) {
 	}
 	return s, nil
 }
+
+// MountStats reports Stats in the generic shape the core's metrics read.
+func (e *Engine) MountStats(ctx context.Context) (map[string]int, error) {
+	s, err := e.Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]int{"secrets": s.Keys, "versions": s.Versions, "expired": s.Expired, "past_rotation": s.PastRotation}, nil
+}
