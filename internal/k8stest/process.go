@@ -80,19 +80,21 @@ func (p *process) exited() (bool, error) {
 }
 
 // stop sends SIGTERM to the process group, waits up to stopGrace, then
-// kills the group. It is safe to call more than once.
+// kills the group. It is safe to call more than once: a process that has
+// been reaped is not signalled, since its pid may belong to another by now.
 func (p *process) stop() {
 	pgid := p.pid() // Setpgid: the group id is the leader's pid
 	select {
 	case <-p.done:
+		return
 	default:
-		_ = syscall.Kill(-pgid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(stopGrace):
-		}
 	}
-	// Anything left in the group (nothing, for these binaries) goes too.
+	_ = syscall.Kill(-pgid, syscall.SIGTERM)
+	select {
+	case <-p.done:
+		return
+	case <-time.After(stopGrace):
+	}
 	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	<-p.done
 }
