@@ -17,8 +17,13 @@ type cliResult struct {
 
 func runCLI(t *testing.T, addr, token, stdin string, args ...string) cliResult {
 	t.Helper()
+	return runCLIHome(t, t.TempDir(), addr, token, stdin, args...)
+}
+
+func runCLIHome(t *testing.T, home, addr, token, stdin string, args ...string) cliResult {
+	t.Helper()
 	cmd := exec.Command(servertest.Binary(t), args...)
-	cmd.Env = []string{"COFFER_ADDR=" + addr, "HOME=" + t.TempDir()}
+	cmd.Env = []string{"COFFER_ADDR=" + addr, "HOME=" + home}
 	if token != "" {
 		cmd.Env = append(cmd.Env, "COFFER_TOKEN="+token)
 	}

@@ -127,7 +127,7 @@ func TestBaselineIgnoreAndConfig(t *testing.T) {
 func TestUserRules(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	write(t, dir, "src/a.txt", "acme_0123456789abcdef0123456789abcdef\n"+ghToken+"\n")
+	write(t, dir, "src/a.txt", "acme_9f3c1e7a5b2d4086c1f9e3a7b5d20c4e\n"+ghToken+"\n")
 	rules := write(t, dir, "rules.yaml", `version: 1
 rules:
   - id: acme-token
