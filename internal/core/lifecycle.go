@@ -9,6 +9,10 @@ import (
 	"github.com/cofferhq/coffer/internal/token"
 )
 
+// cacheBytes bounds each read cache the core puts in front of a storage
+// view that only one subsystem writes (the token store, each mount).
+const cacheBytes = 16 << 20
+
 // unsealLocked opens the barrier and brings up everything that lives
 // behind it. The caller holds stateMu for writing.
 func (c *Core) unsealLocked(ctx context.Context, rootKey []byte, initializing bool) error {
@@ -21,7 +25,7 @@ func (c *Core) unsealLocked(ctx context.Context, rootKey []byte, initializing bo
 			c.barrier.Seal()
 		}
 	}()
-	ts, err := token.New(ctx, storage.NewView(c.barrier, "sys/token/"), token.Options{
+	ts, err := token.New(ctx, storage.NewCache(storage.NewView(c.barrier, "sys/token/"), cacheBytes), token.Options{
 		Logger:     c.logger.With("subsystem", "token"),
 		Now:        c.now,
 		DefaultTTL: c.cfg.DefaultLeaseTTL,

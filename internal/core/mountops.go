@@ -107,7 +107,7 @@ func (c *Core) buildMount(ctx context.Context, e *MountEntry) (*mounted, error) 
 		}
 		var err error
 		b, err = f(ctx, BackendConfig{
-			Storage:   storage.NewView(c.barrier, e.storagePrefix()),
+			Storage:   storage.NewCache(storage.NewView(c.barrier, e.storagePrefix()), cacheBytes),
 			Logger:    c.logger.With("mount", e.routePrefix(), "type", e.Type),
 			MountPath: e.routePrefix(),
 			Accessor:  e.Accessor,

@@ -292,8 +292,8 @@ type collector struct {
 	findings   []Finding
 	warnings   []Warning
 	suppressed int
-	out      io.Writer
-	log      *slog.Logger
+	out        io.Writer
+	log        *slog.Logger
 }
 
 func (c *collector) warn(path string, err error) {

@@ -264,6 +264,7 @@ func (s *Store) deleteNode(ctx context.Context, h, parent string) error {
 		if err := s.b.Txn(ctx, ops); err != nil {
 			return fmt.Errorf("delete token %s: %w", short(h), err)
 		}
+		s.decoded.Delete(h)
 		return nil
 	})
 }

@@ -1,6 +1,7 @@
 package token
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cofferhq/coffer/internal/storage"
@@ -68,6 +70,29 @@ type Store struct {
 	maxTTL       time.Duration
 	tidyInterval time.Duration
 	hash         hasher
+
+	// decoded remembers the last decoded entry per hash with the bytes it
+	// came from, so a lookup whose stored bytes are unchanged skips JSON
+	// decoding. Entries are cloned on the way out.
+	decoded sync.Map // hash -> decodedEntry
+}
+
+type decodedEntry struct {
+	raw []byte
+	e   *Entry
+}
+
+func (e *Entry) clone() *Entry {
+	c := *e
+	c.Policies = append([]string(nil), e.Policies...)
+	c.BoundCIDRs = append([]string(nil), e.BoundCIDRs...)
+	if e.Meta != nil {
+		c.Meta = make(map[string]string, len(e.Meta))
+		for k, v := range e.Meta {
+			c.Meta[k] = v
+		}
+	}
+	return &c
 }
 
 // New returns a Store on b, creating the HMAC salt at "salt" on first use.
@@ -189,9 +214,15 @@ func (s *Store) get(ctx context.Context, h string) ([]byte, *Entry, error) {
 	if err != nil {
 		return nil, nil, fmt.Errorf("token: read entry: %w", err)
 	}
+	if d, ok := s.decoded.Load(h); ok && bytes.Equal(d.(decodedEntry).raw, raw) {
+		return raw, d.(decodedEntry).e.clone(), nil
+	}
 	e := new(Entry)
 	if err := json.Unmarshal(raw, e); err != nil {
 		return nil, nil, fmt.Errorf("token: decode entry %s: %w", short(h), err)
+	}
+	if subtle.ConstantTimeCompare([]byte(e.ID), []byte(h)) == 1 {
+		s.decoded.Store(h, decodedEntry{raw: append([]byte(nil), raw...), e: e.clone()})
 	}
 	// The key is derived from the hash, so a mismatch means corruption;
 	// compare in constant time all the same.

@@ -7,7 +7,7 @@ package detect
 type automaton struct {
 	class  [256]uint8
 	nclass int
-	trans  []int32   // trans[state*nclass+class] = next state
+	trans  []int32 // trans[state*nclass+class] = next state
 	// fast is trans premultiplied: fast[s*nclass+c] = next*nclass, bit-
 	// complemented when next has outputs.
 	fast   []int32

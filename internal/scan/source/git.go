@@ -163,11 +163,9 @@ func newBlob(meta string) (sha [20]byte, ok bool) {
 		colons++
 	}
 	f := strings.Fields(meta[colons:])
-	// colons+1 modes (the last is the result), then colons+1 shas, status.
-	n := colons + 1
-	if colons == 0 {
-		n = 2
-	}
+	// The reader consumed the first ':'; a commit with p parents has p+1
+	// modes (the last is the result), then p+1 shas and a status.
+	n := colons + 2
 	if len(f) < 2*n+1 {
 		return sha, false
 	}

@@ -36,10 +36,12 @@ var ErrNotRegular = errors.New("not a regular file")
 // with single entries go to warn; Walk fails only when ctx is done or fn
 // returns an error.
 func Walk(ctx context.Context, roots []string, opt WalkOptions, fn func(Item) error, warn WarnFunc) error {
+	failed := 0
 	for _, root := range roots {
 		info, err := os.Lstat(root)
 		if err != nil {
 			warn(root, err)
+			failed++
 			continue
 		}
 		if !info.IsDir() {
@@ -65,8 +67,14 @@ func Walk(ctx context.Context, roots []string, opt WalkOptions, fn func(Item) er
 			return err
 		}
 	}
+	if failed > 0 && failed == len(roots) {
+		return fmt.Errorf("%w: none of the named paths can be read", ErrNoInput)
+	}
 	return nil
 }
+
+// ErrNoInput is returned when no named path could be read at all.
+var ErrNoInput = errors.New("scan: nothing to scan")
 
 type walker struct {
 	opt  WalkOptions

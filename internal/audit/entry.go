@@ -1,0 +1,277 @@
+package audit
+
+import (
+	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"time"
+)
+
+// Entry is one audit record as the caller builds it: the request, the
+// caller's identity and, for a response entry, what was returned. Values
+// are in the clear; the broker HMACs tokens and secret values per device
+// before anything is written. The JSON tags give Vault's field names.
+//
+// Type is set by LogRequest ("request") and LogResponse ("response"); a
+// zero Time is filled in from BrokerOptions.Now.
+type Entry struct {
+	Type     string    `json:"type"`
+	Time     time.Time `json:"time"`
+	Auth     *Auth     `json:"auth,omitempty"`
+	Request  *Request  `json:"request,omitempty"`
+	Response *Response `json:"response,omitempty"`
+	Error    string    `json:"error,omitempty"`
+}
+
+// Auth is the caller's identity (the entry's "auth") or the token a login
+// or token create returned (the response's "auth"). ClientToken and
+// Accessor are HMAC'd when written; the rest is written as is.
+type Auth struct {
+	ClientToken   string            `json:"client_token,omitempty"`
+	Accessor      string            `json:"accessor,omitempty"`
+	DisplayName   string            `json:"display_name,omitempty"`
+	Policies      []string          `json:"policies,omitempty"`
+	TokenPolicies []string          `json:"token_policies,omitempty"`
+	Metadata      map[string]string `json:"metadata,omitempty"`
+	EntityID      string            `json:"entity_id,omitempty"`
+	TokenType     string            `json:"token_type,omitempty"`
+	// TokenTTL is the token's TTL in seconds (0: none or unknown).
+	TokenTTL int64 `json:"token_ttl,omitempty"`
+}
+
+// Request is the request part of an entry. Data is the decoded request
+// body (any JSON-marshalable value, typically map[string]any); every
+// string in it is HMAC'd when written.
+type Request struct {
+	ID            string `json:"id,omitempty"`
+	Operation     string `json:"operation,omitempty"`
+	MountType     string `json:"mount_type,omitempty"`
+	MountAccessor string `json:"mount_accessor,omitempty"`
+	Path          string `json:"path,omitempty"`
+	Data          any    `json:"data,omitempty"`
+	RemoteAddress string `json:"remote_address,omitempty"`
+}
+
+// Response is the response part of a response entry. Every string in Data
+// and the token and accessor in Auth are HMAC'd when written.
+type Response struct {
+	Data     any      `json:"data,omitempty"`
+	Auth     *Auth    `json:"auth,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// hmacPrefix starts every HMAC'd value, as in Vault.
+const hmacPrefix = "hmac-sha256:"
+
+// HashString returns the HMAC-SHA256 of v under key, in the form audit
+// records carry it: "hmac-sha256:" followed by 64 lowercase hex digits.
+// It is what sys/audit-hash/<path> returns, so an operator can find the
+// records that mention a known value.
+func HashString(key []byte, v string) string {
+	h := hmac.New(sha256.New, key)
+	return hashWith(h, v)
+}
+
+func hashWith(h hash.Hash, v string) string {
+	h.Reset()
+	h.Write([]byte(v))
+	var sum [sha256.Size]byte
+	var out [len(hmacPrefix) + 2*sha256.Size]byte
+	copy(out[:], hmacPrefix)
+	hex.Encode(out[len(hmacPrefix):], h.Sum(sum[:0]))
+	return string(out[:])
+}
+
+// The wire form of an entry (before seq and prev are put in front). The
+// namespace is always root: coffer has no namespaces, and SIEM parsers
+// written for Vault expect the field.
+type wireEntry struct {
+	Time     string        `json:"time"`
+	Type     string        `json:"type"`
+	Auth     *Auth         `json:"auth,omitempty"`
+	Request  *wireRequest  `json:"request,omitempty"`
+	Response *wireResponse `json:"response,omitempty"`
+	Error    string        `json:"error,omitempty"`
+}
+
+type wireRequest struct {
+	ID            string        `json:"id,omitempty"`
+	Operation     string        `json:"operation,omitempty"`
+	MountType     string        `json:"mount_type,omitempty"`
+	MountAccessor string        `json:"mount_accessor,omitempty"`
+	Namespace     wireNamespace `json:"namespace"`
+	Path          string        `json:"path,omitempty"`
+	Data          any           `json:"data,omitempty"`
+	RemoteAddress string        `json:"remote_address,omitempty"`
+}
+
+type wireNamespace struct {
+	ID string `json:"id"`
+}
+
+type wireResponse struct {
+	Data     any      `json:"data,omitempty"`
+	Auth     *Auth    `json:"auth,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
+}
+
+// timeFormat is how record times are written: RFC 3339 in UTC with
+// nanoseconds, as encoding/json writes a UTC time.Time.
+const timeFormat = time.RFC3339Nano
+
+// maxDepth bounds the nesting render follows in Data (a cycle or a
+// pathological value fails the record instead of the stack).
+const maxDepth = 512
+
+// errTooDeep is returned for data nested deeper than maxDepth.
+var errTooDeep = errors.New("data nested too deeply")
+
+// hasher HMACs the strings of one record under one device's key.
+type hasher struct {
+	h hash.Hash
+}
+
+func (hs *hasher) str(v string) string { return hashWith(hs.h, v) }
+
+// token HMACs a token or accessor; an absent one stays absent.
+func (hs *hasher) token(v string) string {
+	if v == "" {
+		return ""
+	}
+	return hs.str(v)
+}
+
+func (hs *hasher) auth(a *Auth) *Auth {
+	if a == nil {
+		return nil
+	}
+	c := *a
+	c.ClientToken = hs.token(a.ClientToken)
+	c.Accessor = hs.token(a.Accessor)
+	return &c
+}
+
+// value returns a copy of v with every string leaf HMAC'd. Numbers,
+// booleans and nulls stay; map keys stay. Values of other types are
+// brought to their JSON form first, so a struct's string fields (and
+// []byte, time.Time, anything that marshals to a string) are HMAC'd too.
+func (hs *hasher) value(v any, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, errTooDeep
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case string:
+		return hs.str(x), nil
+	case bool, json.Number, float64, float32, int, int8, int16, int32, int64,
+		uint, uint8, uint16, uint32, uint64:
+		return x, nil
+	case map[string]any:
+		m := make(map[string]any, len(x))
+		for k, e := range x {
+			h, err := hs.value(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			m[k] = h
+		}
+		return m, nil
+	case []any:
+		s := make([]any, len(x))
+		for i, e := range x {
+			h, err := hs.value(e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			s[i] = h
+		}
+		return s, nil
+	case map[string]string:
+		m := make(map[string]string, len(x))
+		for k, e := range x {
+			m[k] = hs.str(e)
+		}
+		return m, nil
+	case []string:
+		s := make([]string, len(x))
+		for i, e := range x {
+			s[i] = hs.str(e)
+		}
+		return s, nil
+	case json.RawMessage:
+		return hs.raw(x, depth)
+	default:
+		b, err := json.Marshal(x)
+		if err != nil {
+			return nil, err
+		}
+		return hs.raw(b, depth)
+	}
+}
+
+// raw decodes JSON (keeping numbers as written) and HMACs its strings.
+func (hs *hasher) raw(b []byte, depth int) (any, error) {
+	if len(bytes.TrimSpace(b)) == 0 {
+		return nil, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	return hs.value(v, depth+1)
+}
+
+// render HMACs e's secrets with hs and returns its JSON object without
+// the chain fields (no trailing newline).
+func render(e *Entry, hs *hasher) ([]byte, error) {
+	w := wireEntry{
+		Time:  e.Time.UTC().Format(timeFormat),
+		Type:  e.Type,
+		Auth:  hs.auth(e.Auth),
+		Error: e.Error,
+	}
+	if r := e.Request; r != nil {
+		data, err := hs.value(r.Data, 0)
+		if err != nil {
+			return nil, fmt.Errorf("request data: %w", err)
+		}
+		w.Request = &wireRequest{
+			ID:            r.ID,
+			Operation:     r.Operation,
+			MountType:     r.MountType,
+			MountAccessor: r.MountAccessor,
+			Namespace:     wireNamespace{ID: "root"},
+			Path:          r.Path,
+			Data:          data,
+			RemoteAddress: r.RemoteAddress,
+		}
+	}
+	if r := e.Response; r != nil {
+		data, err := hs.value(r.Data, 0)
+		if err != nil {
+			return nil, fmt.Errorf("response data: %w", err)
+		}
+		w.Response = &wireResponse{Data: data, Auth: hs.auth(r.Auth), Warnings: r.Warnings}
+	}
+	return marshalCompact(&w)
+}
+
+// marshalCompact marshals v without HTML escaping and without the
+// encoder's trailing newline.
+func marshalCompact(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), nil
+}

@@ -1,0 +1,248 @@
+package audit
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// queueSize bounds the records waiting for one device. A caller that
+// finds the queue full waits for room until its deadline.
+const queueSize = 256
+
+// Counters count one device's records. Written counts lines the device
+// accepted (records and checkpoints); Failed counts records a caller saw
+// fail on this device (including timeouts). A write that timed out for
+// its caller but then completed counts in both.
+type Counters struct {
+	written, failed atomic.Uint64
+}
+
+// Written returns the number of lines the device accepted.
+func (c *Counters) Written() uint64 { return c.written.Load() }
+
+// Failed returns the number of records that failed on the device.
+func (c *Counters) Failed() uint64 { return c.failed.Load() }
+
+// op states.
+const (
+	opQueued int32 = iota
+	opRunning
+	opCancelled
+)
+
+// op is one record on its way to one device.
+type op struct {
+	body     []byte // the rendered entry, without the chain fields
+	deadline time.Time
+	state    atomic.Int32
+	err      error // set before done is closed
+	done     chan struct{}
+}
+
+// sink is one enabled device: the device, its keys, its chain and the
+// goroutine that writes to it. The goroutine owns the chain and the
+// device; callers only render, enqueue and wait.
+type sink struct {
+	path     string
+	dev      Device
+	hmacKey  []byte
+	signKey  ed25519.PrivateKey
+	pub      ed25519.PublicKey
+	timeout  time.Duration
+	every    int
+	interval time.Duration
+	now      func() time.Time
+	log      *slog.Logger
+	counters *Counters
+	hashers  sync.Pool // of *hasher under hmacKey
+
+	queue  chan *op
+	stop   chan struct{} // closed by Disable
+	exited chan struct{} // closed when run returns
+	cancel context.CancelFunc
+
+	headMu sync.Mutex // guards head
+	head   Head       // the last line written
+
+	// Owned by run.
+	since int    // records since the last checkpoint
+	buf   []byte // line buffer
+}
+
+func (s *sink) hasher() *hasher {
+	if hs, ok := s.hashers.Get().(*hasher); ok {
+		return hs
+	}
+	return &hasher{h: hmac.New(sha256.New, s.hmacKey)}
+}
+
+// render HMACs and marshals e for this device.
+func (s *sink) render(e *Entry) ([]byte, error) {
+	hs := s.hasher()
+	defer s.hashers.Put(hs)
+	return render(e, hs)
+}
+
+// submit queues body, waiting for room until the deadline.
+func (s *sink) submit(ctx context.Context, body []byte, deadline time.Time) (*op, error) {
+	o := &op{body: body, deadline: deadline, done: make(chan struct{})}
+	select {
+	case s.queue <- o:
+		return o, nil
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	select {
+	case s.queue <- o:
+		return o, nil
+	case <-t.C:
+		return nil, fmt.Errorf("audit: %s: timed out waiting for the device (queue full)", s.path)
+	case <-ctx.Done():
+		return nil, fmt.Errorf("audit: %s: %w", s.path, ctx.Err())
+	case <-s.exited:
+		return nil, fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+	}
+}
+
+// wait waits for o until its deadline. A record still queued then is
+// withdrawn; one being written may still reach the device.
+func (s *sink) wait(ctx context.Context, o *op) error {
+	select {
+	case <-o.done:
+		return o.err
+	default:
+	}
+	t := time.NewTimer(time.Until(o.deadline))
+	defer t.Stop()
+	var why error
+	select {
+	case <-o.done:
+		return o.err
+	case <-t.C:
+		why = errors.New("timed out")
+	case <-ctx.Done():
+		why = ctx.Err()
+	case <-s.exited:
+		why = ErrNotEnabled
+	}
+	if o.state.CompareAndSwap(opQueued, opCancelled) {
+		return fmt.Errorf("audit: %s: %w waiting for the device", s.path, why)
+	}
+	select {
+	case <-o.done: // finished as we gave up
+		return o.err
+	default:
+		return fmt.Errorf("audit: %s: %w writing to the device", s.path, why)
+	}
+}
+
+// run writes queued records until stop is closed, and checkpoints every
+// `every` records and, when records were written since the last one, on
+// every tick of `interval`. On stop it fails what is still queued, writes
+// a last checkpoint and closes the device.
+func (s *sink) run(ctx context.Context) {
+	defer close(s.exited)
+	tick := time.NewTicker(s.interval)
+	defer tick.Stop()
+	for {
+		select {
+		case o := <-s.queue:
+			s.handle(ctx, o)
+		case <-tick.C:
+			if s.since > 0 {
+				s.checkpoint(ctx)
+			}
+		case <-s.stop:
+			s.shutdown(ctx)
+			return
+		}
+	}
+}
+
+func (s *sink) handle(ctx context.Context, o *op) {
+	if !o.state.CompareAndSwap(opQueued, opRunning) {
+		return // withdrawn by its caller
+	}
+	head := s.Head()
+	s.buf = appendFramed(s.buf[:0], head.Seq+1, head.Hash, o.body)
+	o.err = s.write(ctx, o.deadline, s.buf)
+	close(o.done)
+	if o.err == nil {
+		s.since++
+		if s.since >= s.every {
+			s.checkpoint(ctx)
+		}
+	}
+}
+
+// write writes one line and, when the device took it, advances the head.
+func (s *sink) write(ctx context.Context, deadline time.Time, line []byte) error {
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	err := s.dev.Write(wctx, line)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.counters.written.Add(1)
+	seq := s.Head().Seq + 1
+	h := lineHash(line[:len(line)-1])
+	s.headMu.Lock()
+	s.head = Head{Seq: seq, Hash: h}
+	s.headMu.Unlock()
+	return nil
+}
+
+// checkpoint writes a signed checkpoint over the current head. A failed
+// one is logged and tried again at the next opportunity.
+func (s *sink) checkpoint(ctx context.Context) {
+	head := s.Head()
+	now := s.now()
+	line, err := appendCheckpoint(s.buf[:0], s.path, head.Seq+1, head.Hash, now, s.signKey)
+	if err != nil {
+		s.log.Error("audit checkpoint", "path", s.path, "error", err)
+		return
+	}
+	s.buf = line
+	if err := s.write(ctx, time.Now().Add(s.timeout), line); err != nil {
+		s.log.Warn("audit checkpoint not written; will retry", "path", s.path, "seq", head.Seq+1, "error", err)
+		return
+	}
+	s.since = 0
+}
+
+func (s *sink) shutdown(ctx context.Context) {
+	for {
+		select {
+		case o := <-s.queue:
+			if o.state.CompareAndSwap(opQueued, opRunning) {
+				o.err = fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+				close(o.done)
+			}
+			continue
+		default:
+		}
+		break
+	}
+	if s.since > 0 {
+		s.checkpoint(ctx)
+	}
+	if err := s.dev.Close(); err != nil {
+		s.log.Warn("audit device close", "path", s.path, "error", err)
+	}
+}
+
+// Head returns the device's chain head: the last line written.
+func (s *sink) Head() Head {
+	s.headMu.Lock()
+	defer s.headMu.Unlock()
+	return s.head
+}
