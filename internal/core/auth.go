@@ -107,6 +107,13 @@ func (c *Core) aclFor(ctx context.Context, a *Auth) (aclChecker, error) {
 		EntityName: a.DisplayName,
 		Metadata:   a.Metadata,
 	}
+	// Vault's template form names the auth mount by accessor:
+	// {{identity.entity.aliases.<accessor>.metadata.<key>}}.
+	if mt := c.mounts.Load(); mt != nil && strings.HasPrefix(a.Path, "auth/") && len(a.Metadata) > 0 {
+		if m := mt.find(a.Path); m != nil && m.entry.Table == tableAuth {
+			id.Aliases = map[string]map[string]string{m.entry.Accessor: a.Metadata}
+		}
+	}
 	acl, err := policy.NewACL(id, pols...)
 	if err != nil {
 		return nil, err
