@@ -133,10 +133,10 @@ type record struct {
 // expected shape; it does not check the chain or the signature.
 func parseLine(line []byte) (record, error) {
 	var w struct {
-		Seq        *uint64         `json:"seq"`
-		Prev       *string         `json:"prev"`
-		Time       *string         `json:"time"`
-		Type       *string         `json:"type"`
+		Seq        *uint64          `json:"seq"`
+		Prev       *string          `json:"prev"`
+		Time       *string          `json:"time"`
+		Type       *string          `json:"type"`
 		Auth       *json.RawMessage `json:"auth"`
 		Request    *json.RawMessage `json:"request"`
 		Response   *json.RawMessage `json:"response"`

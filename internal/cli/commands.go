@@ -11,5 +11,7 @@ func extraCommands(e *env) []*cobra.Command {
 		newLoginCmd(e),
 		newAuthCmd(e),
 		newBenchCmd(e),
+		newScanCmd(),
+		newAuditCmd(e),
 	}
 }

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"log/slog"
 	"strings"
 
@@ -82,6 +84,17 @@ func runServer(cmd *cobra.Command, e *env, f *serverFlags) error {
 	}
 	logger := newLogger(e, cfg)
 	ctx := cmd.Context()
+	if path := e.getenv("COFFER_CPU_PROFILE"); path != "" {
+		// A developer aid for profiling the server under `coffer bench`.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	srv, err := server.New(ctx, cfg, logger)
 	if err != nil {
 		return err

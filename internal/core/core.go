@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/audit"
 	"github.com/cofferhq/coffer/internal/barrier"
 	"github.com/cofferhq/coffer/internal/storage"
 	"github.com/cofferhq/coffer/internal/token"
@@ -90,6 +91,14 @@ type Core struct {
 	// mountMu serialises changes to the mount tables.
 	mountMu sync.Mutex
 
+	// audit fans records out to the enabled devices. auditMu serialises
+	// enabling and disabling; auditConfigured (read by requests, written
+	// under stateMu or auditMu) says whether any device is configured, so
+	// requests must be audited or fail.
+	audit           *audit.Broker
+	auditMu         sync.Mutex
+	auditConfigured atomic.Bool
+
 	sysRoutes    *router // sys routes that answer while sealed, no token
 	sysBackend   *sysBackend
 	clusterID    string
@@ -128,6 +137,7 @@ func New(cfg Config) (*Core, error) {
 			Now:    cfg.Now,
 		}),
 	}
+	c.audit = audit.NewBroker(audit.BrokerOptions{Logger: cfg.Logger.With("subsystem", "audit"), Now: cfg.Now})
 	c.sysBackend = &sysBackend{c: c}
 	r, err := newRouter(c.sysBackend.sealedRoutes())
 	if err != nil {
@@ -207,8 +217,14 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 	}
 	if !rt.Unauthenticated {
 		if !acl.allowed(aclPath, op) || (rt.Sudo && !acl.allowed(aclPath, "sudo")) {
+			if err := c.logRequest(ctx, req, "permission denied"); err != nil {
+				return nil, err
+			}
 			return nil, ErrACLDenied
 		}
+	}
+	if err := c.logRequest(ctx, req, ""); err != nil {
+		return nil, err
 	}
 	if req.Path == "sys/seal" {
 		// Sealing needs the state lock for writing: let go of ours first.
@@ -216,16 +232,20 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 		locked = false
 	}
 	resp, err := h(ctx, req)
-	if err != nil {
-		return nil, err
+	if err == nil && resp != nil && resp.Login != nil {
+		err = c.mintLogin(ctx, req, resp)
 	}
-	if resp != nil && resp.Login != nil {
-		if err := c.mintLogin(ctx, req, resp); err != nil {
-			return nil, err
+	if err != nil {
+		if aerr := c.logResponse(ctx, req, nil, err); aerr != nil {
+			return nil, aerr
 		}
+		return nil, err
 	}
 	if op == OpList && acl != nil && resp != nil {
 		filterListKeys(resp, req.Path, acl)
+	}
+	if aerr := c.logResponse(ctx, req, resp, nil); aerr != nil {
+		return nil, aerr
 	}
 	if req.Auth != nil && req.Auth.numUsesLeft != nil {
 		c.consumeUse(ctx, req)

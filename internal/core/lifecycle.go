@@ -41,6 +41,11 @@ func (c *Core) unsealLocked(ctx context.Context, rootKey []byte, initializing bo
 			return fmt.Errorf("unseal: default policy: %w", err)
 		}
 	}
+	if !initializing {
+		if err := c.setupAudit(ctx); err != nil {
+			return fmt.Errorf("unseal: audit devices: %w", err)
+		}
+	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.setupMounts(ctx, runCtx, initializing); err != nil {
 		cancel()
@@ -97,6 +102,7 @@ func (c *Core) sealLocked() {
 		}
 	}
 	c.runStop, c.runCtx = nil, nil
+	c.teardownAudit()
 	c.tokens = nil
 	c.policies = nil
 	c.mounts.Store(nil)

@@ -74,6 +74,9 @@ func (s *sysBackend) Routes() []Route {
 		{Pattern: "capabilities", Handlers: ops(OpUpdate, s.capabilities)},
 		{Pattern: "capabilities-accessor", Handlers: ops(OpUpdate, s.capabilitiesAccessor)},
 		s.metricsRoute(),
+		{Pattern: "audit", Sudo: true, Handlers: ops(OpRead, s.listAudit)},
+		{Pattern: "audit/{path...}", Sudo: true, Handlers: ops(OpCreate, s.enableAudit, OpUpdate, s.enableAudit, OpDelete, s.disableAudit)},
+		{Pattern: "audit-hash/{path...}", Handlers: ops(OpCreate, s.auditHash, OpUpdate, s.auditHash)},
 	}
 }
 

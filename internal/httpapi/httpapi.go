@@ -313,6 +313,8 @@ func (a *api) writeError(w http.ResponseWriter, req *core.Request, err error) in
 		return writeErrors(w, http.StatusMethodNotAllowed, core.ErrUnsupportedOperation.Error())
 	case errors.Is(err, core.ErrNotFound):
 		return writeErrors(w, http.StatusNotFound)
+	case errors.Is(err, core.ErrAuditFailed):
+		return writeErrors(w, http.StatusInternalServerError, core.ErrAuditFailed.Error())
 	case errors.Is(err, core.ErrNotInitialized):
 		return writeErrors(w, http.StatusBadRequest, err.Error())
 	case errors.Is(err, storage.ErrInvalidKey):

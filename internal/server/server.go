@@ -17,6 +17,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/cofferhq/coffer/internal/config"
@@ -171,10 +174,25 @@ func (s *Server) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- s.http.Serve(s.ln) }()
 	s.logger.Info("coffer server listening", "address", s.ln.Addr().String(), "tls", !s.cfg.TLSDisable, "storage", s.cfg.StorageType)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-errc:
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case serveErr = <-errc:
+			break loop
+		case <-hup:
+			// Log rotation: file audit devices reopen their paths.
+			if err := s.core.ReopenAudit(); err != nil {
+				s.logger.Error("SIGHUP: reopen audit devices", "error", err)
+			} else {
+				s.logger.Info("SIGHUP: audit devices reopened")
+			}
+		}
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.ShutdownTimeout)
 	defer cancel()

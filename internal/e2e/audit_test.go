@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"bufio"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cofferhq/coffer/internal/servertest"
+)
+
+// TestAuditTrail enables a file device, makes requests, checks the trail
+// holds request and response entries with every secret HMAC'd, verifies
+// it with `coffer audit verify`, and detects an edit.
+func TestAuditTrail(t *testing.T) {
+	p := servertest.Start(t, servertest.Options{Dev: true})
+	ctx := t.Context()
+	c := client(t, p.Addr, "root")
+	logFile := filepath.Join(t.TempDir(), "audit.log")
+	mustWrite(t, ctx, c, "sys/audit/file", map[string]any{"type": "file", "options": map[string]string{"file_path": logFile}})
+	const secret = "audit-s3cr3t-value"
+	mustWrite(t, ctx, c, "secret/data/app/db", map[string]any{"data": map[string]any{"password": secret}})
+	if s, err := c.Logical().Read(ctx, "secret/data/app/db", nil); err != nil || s == nil {
+		t.Fatalf("read: %v", err)
+	}
+	hs, err := c.Logical().Write(ctx, "sys/audit-hash/file", map[string]any{"input": secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := hs.Data["hash"].(string)
+	if !strings.HasPrefix(hash, "hmac-sha256:") {
+		t.Fatalf("audit-hash = %q", hash)
+	}
+
+	raw, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), secret) || strings.Contains(string(raw), `"client_token":"root"`) {
+		t.Fatal("the audit log holds a secret value or the token in plaintext")
+	}
+	if !strings.Contains(string(raw), hash) {
+		t.Fatal("the audit-hash of the secret is not in the log: investigators could not find it")
+	}
+	types := map[string]int{}
+	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	for sc.Scan() {
+		var rec map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
+			t.Fatalf("not JSON: %s", sc.Text())
+		}
+		types[rec["type"].(string)]++
+		if rec["type"] == "request" {
+			req := rec["request"].(map[string]any)
+			if req["path"] == "secret/data/app/db" && req["mount_type"] != "kv" {
+				t.Errorf("request entry lacks the mount type: %v", req)
+			}
+		}
+	}
+	if types["request"] < 3 || types["response"] < 3 {
+		t.Fatalf("entry types: %v", types)
+	}
+
+	r := runCLI(t, p.Addr, "root", "", "audit", "verify", "-format=table", "-device=file", logFile)
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "OK") {
+		t.Fatalf("verify: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	if r := runCLI(t, p.Addr, "root", "", "audit", "list", "-format=json"); !strings.Contains(r.stdout, "public_key") {
+		t.Fatalf("audit list: %s", r.stdout)
+	}
+	// an edited record is found
+	edited := filepath.Join(t.TempDir(), "edited.log")
+	writeFile(t, edited, strings.Replace(string(raw), `"operation":"read"`, `"operation":"list"`, 1))
+	r = runCLI(t, p.Addr, "root", "", "audit", "verify", "-format=table", "-device=file", edited)
+	if r.code != 1 || !strings.Contains(r.stdout, "FAIL") {
+		t.Fatalf("verify edited: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	// a truncated tail is found against the server's head
+	lines := strings.SplitAfter(string(raw), "\n")
+	cut := filepath.Join(t.TempDir(), "cut.log")
+	writeFile(t, cut, strings.Join(lines[:len(lines)-3], ""))
+	r = runCLI(t, p.Addr, "root", "", "audit", "verify", "-format=table", "-device=file", cut)
+	if r.code != 1 {
+		t.Fatalf("verify truncated: %d %s", r.code, r.stdout)
+	}
+}
+
+// TestAuditFailsClosed: with the only device unable to write, requests
+// fail with 500 and return no secret.
+func TestAuditFailsClosed(t *testing.T) {
+	p := servertest.Start(t, servertest.Options{Dev: true})
+	ctx := t.Context()
+	c := client(t, p.Addr, "root")
+	mustWrite(t, ctx, c, "secret/data/app/db", map[string]any{"data": map[string]any{"password": "closed-s3cret"}})
+	mustWrite(t, ctx, c, "sys/audit/full", map[string]any{"type": "file", "options": map[string]string{"file_path": "/dev/full"}})
+	status, body := rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil)
+	if status != 500 || strings.Contains(body, "closed-s3cret") || !strings.Contains(body, "no enabled audit device accepted") {
+		t.Fatalf("read with a failing audit device: %d %s", status, body)
+	}
+	// a second, working device lets requests through again
+	logFile := filepath.Join(t.TempDir(), "ok.log")
+	if status, body := rawDo(t, "PUT", p.Addr+"/v1/sys/audit/ok", "root", `{"type":"file","options":{"file_path":"`+logFile+`"}}`, nil); status != 204 {
+		t.Fatalf("enable second device: %d %s", status, body)
+	}
+	status, body = rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil)
+	if status != 200 || !strings.Contains(body, "closed-s3cret") {
+		t.Fatalf("read with one working device: %d %s", status, body)
+	}
+	// bad device configs are refused and not enabled
+	for _, bad := range []string{`{"type":"nope"}`, `{"type":"file","options":{"file_path":"/nonexistent/dir/x.log"}}`, `{"type":"file","options":{"bogus":"1"}}`} {
+		if status, body := rawDo(t, "PUT", p.Addr+"/v1/sys/audit/bad", "root", bad, nil); status != 400 {
+			t.Fatalf("enable %s: %d %s", bad, status, body)
+		}
+	}
+	if s, _ := c.Logical().Read(ctx, "sys/audit", nil); s == nil || s.Data["bad/"] != nil {
+		t.Fatalf("a refused device was listed: %v", s)
+	}
+}
