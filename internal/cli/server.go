@@ -2,9 +2,9 @@ package cli
 
 import (
 	"fmt"
+	"log/slog"
 	"os"
 	"runtime/pprof"
-	"log/slog"
 	"strings"
 
 	"github.com/spf13/cobra"
