@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func runCLI(t *testing.T, addr, token, stdin string, args ...string) cliResult {
 func runCLIHome(t *testing.T, home, addr, token, stdin string, args ...string) cliResult {
 	t.Helper()
 	cmd := exec.Command(servertest.Binary(t), args...)
-	cmd.Env = []string{"COFFER_ADDR=" + addr, "HOME=" + home}
+	cmd.Env = []string{"COFFER_ADDR=" + addr, "HOME=" + home, "PATH=" + os.Getenv("PATH")}
 	if token != "" {
 		cmd.Env = append(cmd.Env, "COFFER_TOKEN="+token)
 	}
