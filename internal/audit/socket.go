@@ -68,6 +68,9 @@ func (d *socketDevice) WriteTimeout() time.Duration { return d.timeout }
 // connection, so a line cut short is never continued, and a timeout or
 // failed dial starts the backoff.
 func (d *socketDevice) Write(ctx context.Context, p []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closed {

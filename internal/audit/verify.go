@@ -343,7 +343,11 @@ func (v *verifier) checkLink(l *vline) *Problem {
 				break
 			}
 			if n.err == nil && n.rec.Seq == ls+1 {
-				return problem(l, KindReordered, "the record comes before seq %d (line %d of %s)", ls+1, n.no, n.file)
+				where := fmt.Sprintf("line %d", n.no)
+				if n.file != l.file {
+					where += " of " + n.file
+				}
+				return problem(l, KindReordered, "out of order: seq %d belongs here and comes later (%s)", ls+1, where)
 			}
 		}
 		if s == ls+2 {

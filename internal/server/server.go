@@ -23,6 +23,8 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/config"
+	"github.com/cofferhq/coffer/internal/auth/jwt"
+	"github.com/cofferhq/coffer/internal/auth/kubernetes"
 	"github.com/cofferhq/coffer/internal/core"
 	"github.com/cofferhq/coffer/internal/engine/kv"
 	"github.com/cofferhq/coffer/internal/httpapi"
@@ -44,7 +46,11 @@ func Engines() map[string]core.Factory {
 
 // AuthMethods lists the auth method types this build serves.
 func AuthMethods() map[string]core.Factory {
-	return map[string]core.Factory{}
+	return map[string]core.Factory{
+		"kubernetes": kubernetes.New,
+		"jwt":        jwt.New,
+		"oidc":       jwt.New,
+	}
 }
 
 // DevOptions turn on dev mode: in memory, initialised, unsealed, with a

@@ -117,8 +117,15 @@ func (r *RemoteKeySet) Keys(ctx context.Context, kid string) ([]Key, error) {
 		}
 	}
 	if !triedAt.IsZero() && now.Sub(triedAt) < r.cfg.MinRefresh {
-		// Tried too recently to try again. Stale keys are still better
-		// than none while the source is failing.
+		// Tried too recently to try again. That attempt may still be in
+		// flight: wait for it, then use what it got. Stale keys are still
+		// better than none while the source is failing.
+		r.fetchMu.Lock()
+		//lint:ignore SA2001 the empty critical section waits for a fetch in flight
+		r.fetchMu.Unlock()
+		r.mu.Lock()
+		keys, lastErr = r.keys, r.lastErr
+		r.mu.Unlock()
 		if out := matchKID(keys, kid); len(out) > 0 {
 			return out, nil
 		}

@@ -161,3 +161,25 @@ func TestRemoteFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestRemoteConcurrentFirstUse: callers that arrive while the first
+// fetch is in flight wait for it rather than failing as rate limited.
+func TestRemoteConcurrentFirstUse(t *testing.T) {
+	t.Parallel()
+	k1 := jwtverifytest.NewEd25519(t, "k1")
+	iss := jwtverifytest.NewIssuer(t, k1)
+	clock := &fakeClock{t: now} // never moves: every caller is inside MinRefresh
+	ks := jwtverify.NewRemoteKeySet(jwtverify.RemoteConfig{JWKSURL: iss.URL + "/jwks", Client: clientFor(t, iss.CAPEM), Now: clock.Now})
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			if _, err := ks.Keys(t.Context(), "k1"); err != nil {
+				t.Errorf("Keys(k1) = %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if iss.JWKSHits() != 1 {
+		t.Fatalf("jwks hits %d, want 1", iss.JWKSHits())
+	}
+}
