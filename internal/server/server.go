@@ -22,9 +22,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/cofferhq/coffer/internal/config"
 	"github.com/cofferhq/coffer/internal/auth/jwt"
 	"github.com/cofferhq/coffer/internal/auth/kubernetes"
+	"github.com/cofferhq/coffer/internal/config"
 	"github.com/cofferhq/coffer/internal/core"
 	"github.com/cofferhq/coffer/internal/engine/kv"
 	"github.com/cofferhq/coffer/internal/httpapi"

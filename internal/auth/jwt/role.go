@@ -37,18 +37,18 @@ const (
 // role maps verified claims to token parameters
 // (auth/<mount>/role/<name>).
 type role struct {
-	RoleType          string            `json:"role_type"`
-	BoundAudiences    []string          `json:"bound_audiences,omitempty"`
-	BoundSubject      string            `json:"bound_subject,omitempty"`
-	BoundClaims       map[string]any    `json:"bound_claims,omitempty"`
-	BoundClaimsType   string            `json:"bound_claims_type"`
-	ClaimMappings     map[string]string `json:"claim_mappings,omitempty"`
-	UserClaim         string            `json:"user_claim"`
-	UserClaimPointer  bool              `json:"user_claim_json_pointer,omitempty"`
-	GroupsClaim       string            `json:"groups_claim,omitempty"`
-	ClockSkewLeeway   time.Duration     `json:"clock_skew_leeway"`
-	ExpirationLeeway  time.Duration     `json:"expiration_leeway"`
-	NotBeforeLeeway   time.Duration     `json:"not_before_leeway"`
+	RoleType         string            `json:"role_type"`
+	BoundAudiences   []string          `json:"bound_audiences,omitempty"`
+	BoundSubject     string            `json:"bound_subject,omitempty"`
+	BoundClaims      map[string]any    `json:"bound_claims,omitempty"`
+	BoundClaimsType  string            `json:"bound_claims_type"`
+	ClaimMappings    map[string]string `json:"claim_mappings,omitempty"`
+	UserClaim        string            `json:"user_claim"`
+	UserClaimPointer bool              `json:"user_claim_json_pointer,omitempty"`
+	GroupsClaim      string            `json:"groups_claim,omitempty"`
+	ClockSkewLeeway  time.Duration     `json:"clock_skew_leeway"`
+	ExpirationLeeway time.Duration     `json:"expiration_leeway"`
+	NotBeforeLeeway  time.Duration     `json:"not_before_leeway"`
 	param.Token
 }
 
