@@ -5,6 +5,8 @@
 #   make lint    gofmt + go vet on both modules
 #   make bench   runs the Go benchmarks once
 #   make fuzz    runs each fuzz target for FUZZTIME (default 30s)
+#   make k8s-bins builds kube-apiserver and etcd for the Kubernetes tests
+#                (once, into ~/.cache/coffer/k8s; see k8s.mk)
 
 GO       ?= go
 FUZZTIME ?= 30s
@@ -14,15 +16,17 @@ PKGS     := ./...
 
 all: build
 
+include k8s.mk
+
 build:
 	$(GO) build -trimpath -o bin/coffer ./cmd/coffer
 
 test: test-unit test-compat
 
-test-unit:
+test-unit: k8s-bins
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
-test-compat:
+test-compat: k8s-bins
 	cd compat && $(GO) test -count=1 -timeout 15m ./...
 
 lint:

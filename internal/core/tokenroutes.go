@@ -136,9 +136,16 @@ func (c *Core) authResponse(tok string, e *token.Entry) *AuthResponse {
 	meta := e.Meta
 	return &AuthResponse{
 		ClientToken: tok, Accessor: e.Accessor, Policies: e.Policies, TokenPolicies: tokenPolicies,
-		Metadata: meta, LeaseDuration: int64(e.TTLRemaining(c.now()).Seconds()), Renewable: e.Renewable,
+		Metadata: meta, LeaseDuration: leaseSeconds(e.TTLRemaining(c.now())), Renewable: e.Renewable,
 		EntityID: e.EntityID, TokenType: "service", Orphan: e.Orphan(), NumUses: e.NumUses,
 	}
+}
+
+// leaseSeconds rounds a just-set TTL to whole seconds, so a token created
+// or renewed with ttl=2m reports lease_duration 120, as Vault does, not
+// the 119 the microseconds since its creation would truncate to.
+func leaseSeconds(d time.Duration) int64 {
+	return int64((d + time.Second/2) / time.Second)
 }
 
 // lookupData is the Vault lookup response for a token entry.

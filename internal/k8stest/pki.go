@@ -26,6 +26,7 @@ type pki struct {
 
 	caFile, servingCertFile, servingKeyFile string
 	saKeyFile, saPubFile                    string
+	saKey                                   *rsa.PrivateKey // signs service-account tokens
 }
 
 // validity of every certificate; far longer than any test binary runs.
@@ -102,6 +103,7 @@ func newPKI(dir string) (*pki, error) {
 		servingKeyFile:  filepath.Join(dir, "apiserver.key"),
 		saKeyFile:       filepath.Join(dir, "sa.key"),
 		saPubFile:       filepath.Join(dir, "sa.pub"),
+		saKey:           saKey,
 	}
 	files := []struct {
 		path string
