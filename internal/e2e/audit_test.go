@@ -4,9 +4,12 @@ import (
 	"bufio"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cofferhq/coffer/internal/servertest"
 )
@@ -116,5 +119,70 @@ func TestAuditFailsClosed(t *testing.T) {
 	}
 	if s, _ := c.Logical().Read(ctx, "sys/audit", nil); s == nil || s.Data["bad/"] != nil {
 		t.Fatalf("a refused device was listed: %v", s)
+	}
+}
+
+// TestAuditDiskFull: the only audit device is a file on a 64 KiB tmpfs.
+// Once the filesystem fills, requests fail closed (500, no secret), and
+// they succeed again when space is freed by rotating the log away.
+func TestAuditDiskFull(t *testing.T) {
+	dir := t.TempDir()
+	mnt := filepath.Join(dir, "small")
+	if err := os.Mkdir(mnt, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", mnt).CombinedOutput(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("mount tmpfs (needed for the disk-full test): %v %s", err, out)
+		}
+		t.Skipf("cannot mount a tmpfs here: %v %s", err, out)
+	}
+	t.Cleanup(func() { _ = exec.Command("umount", "-l", mnt).Run() })
+
+	p := servertest.Start(t, servertest.Options{Dev: true})
+	ctx := t.Context()
+	c := client(t, p.Addr, "root")
+	mustWrite(t, ctx, c, "secret/data/app/db", map[string]any{"data": map[string]any{"password": "diskfull-s3cret"}})
+	logFile := filepath.Join(mnt, "audit.log")
+	mustWrite(t, ctx, c, "sys/audit/small", map[string]any{"type": "file", "options": map[string]string{"file_path": logFile}})
+
+	var status int
+	var body string
+	ok := 0
+	for i := 0; i < 10000; i++ {
+		status, body = rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil)
+		if status != 200 {
+			break
+		}
+		ok++
+	}
+	if status != 500 || strings.Contains(body, "diskfull-s3cret") {
+		t.Fatalf("after %d reads the disk is full, yet: %d %s", ok, status, body)
+	}
+	if ok == 0 {
+		t.Fatal("no read succeeded before the disk filled")
+	}
+	// Still closed on the next request: no partial record lets it through.
+	if status, body := rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil); status != 500 || strings.Contains(body, "diskfull-s3cret") {
+		t.Fatalf("second read on a full disk: %d %s", status, body)
+	}
+	// Free the space: move the full log away (to another filesystem) and
+	// reopen with SIGHUP, as logrotate does.
+	if err := exec.Command("mv", logFile, filepath.Join(dir, "audit.log.1")).Run(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		status, body = rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil)
+		if status == 200 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if status != 200 || !strings.Contains(body, "diskfull-s3cret") {
+		t.Fatalf("after freeing space: %d %s", status, body)
 	}
 }

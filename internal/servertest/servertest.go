@@ -230,6 +230,14 @@ func (p *Process) Kill() {
 	<-p.done
 }
 
+// Signal sends sig to the server process.
+func (p *Process) Signal(sig os.Signal) error {
+	if p.cmd == nil || p.cmd.Process == nil {
+		return os.ErrProcessDone
+	}
+	return p.cmd.Process.Signal(sig)
+}
+
 // Stop sends SIGTERM and waits up to 30s, then kills.
 func (p *Process) Stop() {
 	if p.cmd == nil || p.cmd.Process == nil || p.Exited() {
