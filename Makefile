@@ -12,18 +12,26 @@ GO       ?= go
 FUZZTIME ?= 30s
 PKGS     := ./...
 
-.PHONY: all build test test-unit test-compat lint bench fuzz clean
+.PHONY: all build test test-unit test-compat lint bench fuzz clean sarif-tool
 
 all: build
 
 include k8s.mk
+
+# Microsoft's SARIF validator, fetched from npm once; the scan tests run it.
+SARIF_MULTITOOL_VERSION ?= 5.7.0
+SARIF_CACHE ?= $(HOME)/.cache/coffer/sarif-multitool/v$(SARIF_MULTITOOL_VERSION)
+export SARIF_MULTITOOL := $(SARIF_CACHE)/package/Sarif.Multitool
+
+sarif-tool:
+	@SARIF_MULTITOOL_VERSION=$(SARIF_MULTITOOL_VERSION) hack/sarif-tool.sh "$(SARIF_CACHE)" >/dev/null
 
 build:
 	$(GO) build -trimpath -o bin/coffer ./cmd/coffer
 
 test: test-unit test-compat
 
-test-unit: k8s-bins
+test-unit: k8s-bins sarif-tool
 	$(GO) test -count=1 -timeout 20m $(PKGS)
 
 test-compat: k8s-bins

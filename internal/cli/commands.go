@@ -4,7 +4,7 @@ import "github.com/spf13/cobra"
 
 // extraCommands lists the command groups beyond the server basics.
 func extraCommands(e *env) []*cobra.Command {
-	return []*cobra.Command{
+	return append(newLogicalCmds(e),
 		newKVCmd(e),
 		newTokenCmd(e),
 		newPolicyCmd(e),
@@ -13,5 +13,5 @@ func extraCommands(e *env) []*cobra.Command {
 		newBenchCmd(e),
 		newScanCmd(),
 		newAuditCmd(e),
-	}
+	)
 }

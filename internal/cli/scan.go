@@ -11,6 +11,7 @@ import (
 
 	"github.com/cofferhq/coffer/internal/scan"
 	"github.com/cofferhq/coffer/internal/scan/rule"
+	"github.com/cofferhq/coffer/internal/server"
 )
 
 // newScanCmd is `coffer scan`: the leak scanner. Exit codes: 0 clean, 1
@@ -41,6 +42,7 @@ Exit status: 0 no secrets, 1 secrets found, 2 error.`,
 		PersistentPreRunE: func(*cobra.Command, []string) error { return nil },
 		RunE: func(cmd *cobra.Command, args []string) error {
 			o.Paths = args
+			o.Version = server.Version
 			o.Stdin = cmd.InOrStdin()
 			o.Output = cmd.OutOrStdout()
 			stderr := cmd.ErrOrStderr()
