@@ -253,7 +253,9 @@ func (r *RemoteKeySet) getJSON(ctx context.Context, url string, v any) error {
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", url, err)
 	}
-	req.Header.Set("Accept", "application/json")
+	// kube-apiserver serves its JWKS as application/jwk-set+json and
+	// answers 406 to a request that accepts only application/json.
+	req.Header.Set("Accept", "application/json, application/jwk-set+json;q=0.9, */*;q=0.1")
 	resp, err := r.cfg.Client.Do(req)
 	if err != nil {
 		return fmt.Errorf("fetch %s: %w", url, err)

@@ -295,7 +295,16 @@ func TestTokenReviewLogin(t *testing.T) {
 	if err := cluster.Client.CoreV1().ServiceAccounts("team-a").Delete(ctx, "app-temp", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = f.login(t, "kubernetes", "temp", tmp)
+	// The apiserver's authenticator reads service accounts from an
+	// informer cache, so the deletion reaches it shortly after.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, _, err = f.login(t, "kubernetes", "temp", tmp)
+		if err != nil || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	wantStatus(t, "deleted service account", err, http.StatusForbidden)
 
 	// No secret of the refused tokens or of the reviewer reaches the log.
