@@ -261,7 +261,7 @@ func TestStuckDevice(t *testing.T) {
 			t.Fatal(err)
 		}
 		rep, err := VerifyReaders([]Source{{Name: "stuck", R: &stuck.buf}}, testPub, nil)
-		if err != nil || !rep.OK || rep.Records != 2 { // the late record and the last checkpoint
+		if err != nil || !rep.OK || rep.Records < 2 { // the late batch and the last checkpoint
 			t.Fatalf("stuck device's log: %+v %v %v", rep, rep.Problem, err)
 		}
 	})

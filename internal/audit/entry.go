@@ -105,9 +105,9 @@ type wireRequest struct {
 	MountType     string        `json:"mount_type,omitempty"`
 	MountAccessor string        `json:"mount_accessor,omitempty"`
 	Namespace     wireNamespace `json:"namespace"`
-	Path          string        `json:"path,omitempty"`
-	Data          any           `json:"data,omitempty"`
-	RemoteAddress string        `json:"remote_address,omitempty"`
+	Path          string          `json:"path,omitempty"`
+	Data          json.RawMessage `json:"data,omitempty"`
+	RemoteAddress string          `json:"remote_address,omitempty"`
 }
 
 type wireNamespace struct {
@@ -115,7 +115,7 @@ type wireNamespace struct {
 }
 
 type wireResponse struct {
-	Data     any      `json:"data,omitempty"`
+	Data     json.RawMessage `json:"data,omitempty"`
 	Auth     *Auth    `json:"auth,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -239,7 +239,7 @@ func render(e *Entry, hs *hasher) ([]byte, error) {
 		Error: e.Error,
 	}
 	if r := e.Request; r != nil {
-		data, err := hs.value(r.Data, 0)
+		data, err := hs.data(r.Data)
 		if err != nil {
 			return nil, fmt.Errorf("request data: %w", err)
 		}
@@ -255,13 +255,13 @@ func render(e *Entry, hs *hasher) ([]byte, error) {
 		}
 	}
 	if r := e.Response; r != nil {
-		data, err := hs.value(r.Data, 0)
+		data, err := hs.data(r.Data)
 		if err != nil {
 			return nil, fmt.Errorf("response data: %w", err)
 		}
 		w.Response = &wireResponse{Data: data, Auth: hs.auth(r.Auth), Warnings: r.Warnings}
 	}
-	return marshalCompact(&w)
+	return appendWire(make([]byte, 0, 1024), &w), nil
 }
 
 // marshalCompact marshals v without HTML escaping and without the

@@ -75,6 +75,7 @@ type sink struct {
 	// Owned by run.
 	since int    // records since the last checkpoint
 	buf   []byte // line buffer
+	batch []*op  // the records of one write
 }
 
 func (s *sink) hasher() *hasher {
@@ -156,7 +157,7 @@ func (s *sink) run(ctx context.Context) {
 	for {
 		select {
 		case o := <-s.queue:
-			s.handle(ctx, o)
+			s.handle(ctx, s.gather(o))
 		case <-tick.C:
 			if s.since > 0 {
 				s.checkpoint(ctx)
@@ -168,20 +169,86 @@ func (s *sink) run(ctx context.Context) {
 	}
 }
 
-func (s *sink) handle(ctx context.Context, o *op) {
-	if !o.state.CompareAndSwap(opQueued, opRunning) {
-		return // withdrawn by its caller
+// Batches: under load the writer takes every record already queued (up
+// to these bounds) and hands them to the device in one write, so a busy
+// server pays one write call and one wake-up per batch, not per record.
+const (
+	maxBatch      = 128
+	maxBatchBytes = 1 << 20
+)
+
+// gather returns first and the records queued behind it, without
+// waiting, stopping where a checkpoint is due.
+func (s *sink) gather(first *op) []*op {
+	batch := append(s.batch[:0], first)
+	size := len(first.body)
+	for len(batch) < maxBatch && size < maxBatchBytes && s.since+len(batch) < s.every {
+		select {
+		case o := <-s.queue:
+			batch = append(batch, o)
+			size += len(o.body)
+			continue
+		default:
+		}
+		break
 	}
+	s.batch = batch
+	return batch
+}
+
+// handle frames the batch's records onto the chain and writes them in one
+// call. The device takes all of them or none (a file device cuts a
+// partial write off again), so every record shares the write's outcome.
+func (s *sink) handle(ctx context.Context, batch []*op) {
 	head := s.Head()
-	s.buf = appendFramed(s.buf[:0], head.Seq+1, head.Hash, o.body)
-	o.err = s.write(ctx, o.deadline, s.buf)
-	close(o.done)
-	if o.err == nil {
-		s.since++
+	s.buf = s.buf[:0]
+	n := 0
+	deadline := time.Time{}
+	for _, o := range batch {
+		if !o.state.CompareAndSwap(opQueued, opRunning) {
+			continue // withdrawn by its caller
+		}
+		start := len(s.buf)
+		s.buf = appendFramed(s.buf, head.Seq+1, head.Hash, o.body)
+		head = Head{Seq: head.Seq + 1, Hash: lineHash(s.buf[start : len(s.buf)-1])}
+		if deadline.IsZero() || o.deadline.Before(deadline) {
+			deadline = o.deadline
+		}
+		batch[n] = o
+		n++
+	}
+	batch = batch[:n]
+	if n == 0 {
+		return
+	}
+	err := s.writeLines(ctx, deadline, s.buf, n, head)
+	for _, o := range batch {
+		o.err = err
+		close(o.done)
+	}
+	clear(s.batch[:cap(s.batch)])
+	if err == nil {
+		s.since += n
 		if s.since >= s.every {
 			s.checkpoint(ctx)
 		}
 	}
+}
+
+// writeLines writes n framed lines ending at head and, when the device
+// took them, advances the head.
+func (s *sink) writeLines(ctx context.Context, deadline time.Time, lines []byte, n int, head Head) error {
+	wctx, cancel := context.WithDeadline(ctx, deadline)
+	err := s.dev.Write(wctx, lines)
+	cancel()
+	if err != nil {
+		return err
+	}
+	s.counters.written.Add(uint64(n))
+	s.headMu.Lock()
+	s.head = head
+	s.headMu.Unlock()
+	return nil
 }
 
 // write writes one line and, when the device took it, advances the head.
