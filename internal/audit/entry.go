@@ -100,11 +100,11 @@ type wireEntry struct {
 }
 
 type wireRequest struct {
-	ID            string        `json:"id,omitempty"`
-	Operation     string        `json:"operation,omitempty"`
-	MountType     string        `json:"mount_type,omitempty"`
-	MountAccessor string        `json:"mount_accessor,omitempty"`
-	Namespace     wireNamespace `json:"namespace"`
+	ID            string          `json:"id,omitempty"`
+	Operation     string          `json:"operation,omitempty"`
+	MountType     string          `json:"mount_type,omitempty"`
+	MountAccessor string          `json:"mount_accessor,omitempty"`
+	Namespace     wireNamespace   `json:"namespace"`
 	Path          string          `json:"path,omitempty"`
 	Data          json.RawMessage `json:"data,omitempty"`
 	RemoteAddress string          `json:"remote_address,omitempty"`
@@ -116,8 +116,8 @@ type wireNamespace struct {
 
 type wireResponse struct {
 	Data     json.RawMessage `json:"data,omitempty"`
-	Auth     *Auth    `json:"auth,omitempty"`
-	Warnings []string `json:"warnings,omitempty"`
+	Auth     *Auth           `json:"auth,omitempty"`
+	Warnings []string        `json:"warnings,omitempty"`
 }
 
 // timeFormat is how record times are written: RFC 3339 in UTC with
