@@ -13,5 +13,6 @@ func extraCommands(e *env) []*cobra.Command {
 		newBenchCmd(e),
 		newScanCmd(),
 		newAuditCmd(e),
+		newTransitCmd(e),
 	)
 }

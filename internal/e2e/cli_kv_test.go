@@ -145,19 +145,8 @@ func TestCLIKVTokenPolicy(t *testing.T) {
 // as an operator configures an auth method.
 func TestCLIGenericPaths(t *testing.T) {
 	p := servertest.Start(t, servertest.Options{Dev: true})
-	home := t.TempDir()
-	run := func(stdin string, args ...string) cliResult {
-		t.Helper()
-		return runCLIHome(t, home, p.Addr, "root", stdin, args...)
-	}
-	ok := func(stdin string, args ...string) cliResult {
-		t.Helper()
-		r := run(stdin, args...)
-		if r.code != 0 {
-			t.Fatalf("coffer %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
-		}
-		return r
-	}
+	cli := newCLISession(t, p.Addr, "root")
+	run, ok := cli.run, cli.ok
 	ok("", "auth", "enable", "kubernetes")
 	ok("", "write", "auth/kubernetes/config", "kubernetes_host=https://127.0.0.1:6443", "disable_local_ca_jwt=true")
 	ok(`{"bound_service_account_names":["app"],"bound_service_account_namespaces":["team-a"],"token_policies":["p"]}`,

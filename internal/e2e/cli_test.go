@@ -41,6 +41,33 @@ func runCLIHome(t *testing.T, home, addr, token, stdin string, args ...string) c
 	return cliResult{code, out.String(), errb.String()}
 }
 
+// cliSession runs coffer commands against one server as one token, with
+// its own HOME.
+type cliSession struct {
+	t                 *testing.T
+	home, addr, token string
+}
+
+func newCLISession(t *testing.T, addr, token string) *cliSession {
+	return &cliSession{t: t, home: t.TempDir(), addr: addr, token: token}
+}
+
+// run runs a command and returns what it did.
+func (s *cliSession) run(stdin string, args ...string) cliResult {
+	s.t.Helper()
+	return runCLIHome(s.t, s.home, s.addr, s.token, stdin, args...)
+}
+
+// ok runs a command that must exit 0.
+func (s *cliSession) ok(stdin string, args ...string) cliResult {
+	s.t.Helper()
+	r := s.run(stdin, args...)
+	if r.code != 0 {
+		s.t.Fatalf("coffer %s: exit %d: %s", strings.Join(args, " "), r.code, r.stderr)
+	}
+	return r
+}
+
 func TestCLIOperatorFlow(t *testing.T) {
 	p := servertest.Start(t, servertest.Options{})
 	a := p.Addr

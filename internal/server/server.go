@@ -27,6 +27,7 @@ import (
 	"github.com/cofferhq/coffer/internal/config"
 	"github.com/cofferhq/coffer/internal/core"
 	"github.com/cofferhq/coffer/internal/engine/kv"
+	"github.com/cofferhq/coffer/internal/engine/transit"
 	"github.com/cofferhq/coffer/internal/httpapi"
 	"github.com/cofferhq/coffer/internal/metrics"
 	"github.com/cofferhq/coffer/internal/storage"
@@ -40,7 +41,8 @@ var Version = "0.1.0"
 // Engines lists the secrets engine types this build serves.
 func Engines() map[string]core.Factory {
 	return map[string]core.Factory{
-		"kv": kv.New,
+		"kv":      kv.New,
+		"transit": transit.New,
 	}
 }
 

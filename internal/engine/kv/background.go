@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -122,30 +123,100 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
+// flushBatch is how many metadata records one last_read flush commits
+// together.
+const flushBatch = 256
+
 // flushReads writes pending last_read times into the metadata records,
-// one Txn per key. Keys that fail stay pending.
+// many keys per storage Txn: one commit (one fsync on bbolt) per batch,
+// not per key, so a flush after a burst of reads of thousands of keys
+// neither floods the disk nor holds up readers. Each record is guarded by
+// a check that it is still what the flush read; when a writer got in
+// between, that batch falls back to one locked read-modify-write per key.
+// Keys that fail stay pending.
 func (e *Engine) flushReads(ctx context.Context) error {
 	snap, dropped := e.reads.snapshot()
 	if dropped > 0 {
 		e.log.Warn("last_read not recorded for some reads: too many paths pending", "reads", dropped, "cap", maxPendingPaths)
 	}
+	paths := make([]string, 0, len(snap))
+	for p := range snap {
+		paths = append(paths, p)
+	}
 	var errs []error
-	for p, vs := range snap {
+	for len(paths) > 0 {
+		n := min(flushBatch, len(paths))
+		batch := paths[:n]
+		paths = paths[n:]
+		err := e.flushBatch(ctx, batch, snap)
+		if errors.Is(err, storage.ErrConflict) {
+			errs = append(errs, e.flushEach(ctx, batch, snap)...)
+		} else if err != nil {
+			errs = append(errs, err)
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// applyReads sets the last_read times of vs on m and reports a change.
+func applyReads(m *keyMeta, vs map[uint64]time.Time) bool {
+	changed := false
+	for n, at := range vs {
+		if v := m.Versions[n]; v != nil && at.After(v.LastRead) {
+			v.LastRead = at
+			changed = true
+		}
+	}
+	return changed
+}
+
+// flushBatch commits the last_read times of paths in one Txn.
+func (e *Engine) flushBatch(ctx context.Context, paths []string, snap map[string]map[uint64]time.Time) error {
+	var ops []storage.Op
+	var flushed []string
+	for _, p := range paths {
+		m, raw, err := e.loadMeta(ctx, p)
+		if err != nil {
+			return err
+		}
+		if m == nil || !applyReads(m, snap[p]) {
+			e.reads.done(p, snap[p]) // deleted, or nothing newer
+			continue
+		}
+		ops = append(ops, storage.CheckEqual(metaKey(p), raw), storage.Put(metaKey(p), m.encode()))
+		flushed = append(flushed, p)
+	}
+	if len(ops) == 0 {
+		return nil
+	}
+	if err := e.store.Txn(ctx, ops); err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			return err
+		}
+		return fmt.Errorf("last_read flush of %d keys: %w", len(flushed), err)
+	}
+	for _, p := range flushed {
+		e.reads.done(p, snap[p])
+	}
+	return nil
+}
+
+// flushEach writes the last_read times of paths one key at a time.
+func (e *Engine) flushEach(ctx context.Context, paths []string, snap map[string]map[uint64]time.Time) []error {
+	var errs []error
+	for _, p := range paths {
+		vs := snap[p]
 		_, err := e.mutate(ctx, p, func(m *keyMeta, exists bool) (change, []storage.Op, error) {
-			changed := false
-			for n, at := range vs {
-				if v := m.Versions[n]; exists && v != nil && at.After(v.LastRead) {
-					v.LastRead = at
-					changed = true
-				}
-			}
-			if !changed {
+			if !exists || !applyReads(m, vs) {
 				return keep, nil, nil
 			}
 			return save, nil, nil
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("path %s: %w", quoteShort(p), err))
+			errs = append(errs, fmt.Errorf("path %s: %w", field.Quote(p), err))
 			if ctx.Err() != nil {
 				break
 			}
@@ -153,7 +224,7 @@ func (e *Engine) flushReads(ctx context.Context) error {
 		}
 		e.reads.done(p, vs)
 	}
-	return errors.Join(errs...)
+	return errs
 }
 
 // sweep destroys the data of every version past its hard expiry.
@@ -184,7 +255,7 @@ func (e *Engine) sweep(ctx context.Context) error {
 			return save, ops, nil
 		})
 		if err != nil {
-			errs = append(errs, fmt.Errorf("path %s: %w", quoteShort(p), err))
+			errs = append(errs, fmt.Errorf("path %s: %w", field.Quote(p), err))
 			return ctx.Err()
 		}
 		if destroyed > 0 {
@@ -209,7 +280,7 @@ func hasExpired(m *keyMeta, now time.Time) bool {
 func (e *Engine) walk(ctx context.Context, dir string, fn func(p string, m *keyMeta) error) error {
 	names, err := e.store.List(ctx, metaPrefix+dir)
 	if err != nil {
-		return fmt.Errorf("kv: list %s: %w", quoteShort(dir), err)
+		return fmt.Errorf("kv: list %s: %w", field.Quote(dir), err)
 	}
 	for _, name := range names {
 		if strings.HasSuffix(name, "/") {

@@ -7,12 +7,13 @@ import (
 	"testing"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 )
 
 // value256 is a secret whose data encodes to 256 bytes.
 func value256(b *testing.B) json.RawMessage {
 	body := `{"data":{"value":"` + strings.Repeat("x", 256-len(`{"value":""}`)) + `"}}`
-	data, _ := decodeObject([]byte(body))
+	data, _ := field.DecodeObject([]byte(body))
 	if raw, _ := json.Marshal(data["data"]); len(raw) != 256 {
 		b.Fatalf("value is %d bytes", len(raw))
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -33,11 +34,11 @@ func (e *Engine) dataRead(ctx context.Context, r *core.Request) (*core.Response,
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	ver, _, err := in.int("version")
+	ver, _, err := in.Int("version")
 	if err != nil {
 		return nil, err
 	}
@@ -77,14 +78,14 @@ func (e *Engine) dataRead(ctx context.Context, r *core.Request) (*core.Response,
 func (e *Engine) loadVersion(ctx context.Context, p string, n uint64) (map[string]any, error) {
 	raw, err := e.store.Get(ctx, versionKey(p, n))
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, fmt.Errorf("kv: %s version %d: metadata lists it but its data is missing", quoteShort(p), n)
+		return nil, fmt.Errorf("kv: %s version %d: metadata lists it but its data is missing", field.Quote(p), n)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("kv: read %s version %d: %w", quoteShort(p), n, err)
+		return nil, fmt.Errorf("kv: read %s version %d: %w", field.Quote(p), n, err)
 	}
-	data, err := decodeObject(raw)
+	data, err := field.DecodeObject(raw)
 	if err != nil {
-		return nil, fmt.Errorf("kv: decode %s version %d: %w", quoteShort(p), n, err)
+		return nil, fmt.Errorf("kv: decode %s version %d: %w", field.Quote(p), n, err)
 	}
 	return data, nil
 }
@@ -103,8 +104,8 @@ func (e *Engine) encodeData(data map[string]any) ([]byte, error) {
 }
 
 // casOption returns options.cas of a data write or patch.
-func casOption(in *params) (cas int64, ok bool, err error) {
-	opts, ok, err := in.object("options")
+func casOption(in *field.Set) (cas int64, ok bool, err error) {
+	opts, ok, err := in.Object("options")
 	if err != nil || !ok {
 		return 0, false, err
 	}
@@ -113,7 +114,7 @@ func casOption(in *params) (cas int64, ok bool, err error) {
 		return 0, false, nil
 	}
 	enc, _ := json.Marshal(raw)
-	cas, err = parseInt(enc)
+	cas, err = field.ParseInt(enc)
 	if err != nil {
 		return 0, true, core.BadRequest("error parsing check-and-set parameter")
 	}
@@ -141,11 +142,11 @@ func (e *Engine) dataWrite(ctx context.Context, r *core.Request) (*core.Response
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	data, ok, err := in.object("data")
+	data, ok, err := in.Object("data")
 	if err != nil {
 		return nil, err
 	}
@@ -178,7 +179,7 @@ func (e *Engine) dataWrite(ctx context.Context, r *core.Request) (*core.Response
 	if err != nil {
 		return nil, err
 	}
-	return &core.Response{Data: info, Warnings: in.warnings(r)}, nil
+	return &core.Response{Data: info, Warnings: in.Warnings(r)}, nil
 }
 
 // versionOps stores version n and drops the pruned versions' data.
@@ -199,11 +200,11 @@ func (e *Engine) dataPatch(ctx context.Context, r *core.Request) (*core.Response
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	patch, ok, err := in.object("data")
+	patch, ok, err := in.Object("data")
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +257,7 @@ func (e *Engine) dataPatch(ctx context.Context, r *core.Request) (*core.Response
 	if gone != nil {
 		return gone, nil
 	}
-	return &core.Response{Data: info, Warnings: in.warnings(r)}, nil
+	return &core.Response{Data: info, Warnings: in.Warnings(r)}, nil
 }
 
 // dataDelete answers DELETE data/<path>: soft-delete the current version.
@@ -285,15 +286,15 @@ func (e *Engine) subkeysRead(ctx context.Context, r *core.Request) (*core.Respon
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	ver, _, err := in.int("version")
+	ver, _, err := in.Int("version")
 	if err != nil {
 		return nil, err
 	}
-	depth, _, err := in.int("depth")
+	depth, _, err := in.Int("depth")
 	if err != nil {
 		return nil, err
 	}

@@ -9,9 +9,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -69,8 +69,8 @@ func FuzzMergePatch(f *testing.F) {
 	f.Add(`{"a":{"b":1}}`, `{"a":"flat"}`)
 	f.Add(`{"a":"s"}`, `{"a":{"b":null,"c":1}}`)
 	f.Fuzz(func(t *testing.T, target, patch string) {
-		tm, err1 := decodeObject([]byte(target))
-		pm, err2 := decodeObject([]byte(patch))
+		tm, err1 := field.DecodeObject([]byte(target))
+		pm, err2 := field.DecodeObject([]byte(patch))
 		if err1 != nil || err2 != nil {
 			return
 		}
@@ -119,33 +119,9 @@ func clone(t *testing.T, m map[string]any) map[string]any {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := decodeObject(raw)
+	c, err := field.DecodeObject(raw)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return c
-}
-
-// FuzzParseDuration checks that whatever parses re-parses from its own
-// Go form, and that whole seconds re-parse from a JSON number.
-func FuzzParseDuration(f *testing.F) {
-	for _, s := range []string{`"768h"`, `3600`, `"90"`, `"30d"`, `"-1s"`, `1.0`, `"1h30m"`, `""`, `"x"`, `1e3`} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, raw string) {
-		d, err := parseDuration(json.RawMessage(raw))
-		if err != nil {
-			return
-		}
-		q, _ := json.Marshal(d.String())
-		if d2, err := parseDuration(q); err != nil || d2 != d {
-			t.Fatalf("%s parsed to %v, which re-parses to %v, %v", raw, d, d2, err)
-		}
-		if d%time.Second == 0 {
-			n := json.RawMessage(strconv.FormatInt(int64(d/time.Second), 10))
-			if d2, err := parseDuration(n); err != nil || d2 != d {
-				t.Fatalf("%s parsed to %v; %s seconds re-parses to %v, %v", raw, d, n, d2, err)
-			}
-		}
-	})
 }

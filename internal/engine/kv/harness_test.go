@@ -2,40 +2,18 @@ package kv
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"net/url"
-	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/enginetest"
 	"github.com/cofferhq/coffer/internal/storage"
 	"github.com/cofferhq/coffer/internal/storage/inmem"
 )
 
 // t0 is the harness clock's start (the time of the write in vault-api.md).
 var t0 = time.Date(2026, 11, 22, 13, 36, 40, 648750381, time.UTC)
-
-// clock is a settable clock for the engine's now field.
-type clock struct {
-	mu sync.Mutex // guards t
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // harness is one mount of the engine on a fresh in-memory store, driven
 // through its routes the way the core drives it.
@@ -44,7 +22,7 @@ type harness struct {
 	e      *Engine
 	store  storage.Backend // the mount's view
 	routes []core.Route
-	clock  *clock
+	clock  *enginetest.Clock
 }
 
 func newHarness(t testing.TB, opts map[string]string) *harness {
@@ -59,71 +37,23 @@ func newHarnessOn(t testing.TB, store storage.Backend, opts map[string]string) *
 		t.Fatalf("New: %v", err)
 	}
 	e := b.(*Engine)
-	h := &harness{t: t, e: e, store: store, routes: e.Routes(), clock: &clock{t: t0}}
+	h := &harness{t: t, e: e, store: store, routes: e.Routes(), clock: enginetest.NewClock(t0)}
 	e.now = h.clock.Now
 	t.Cleanup(func() { checkConsistency(t, store) })
 	return h
 }
 
-// do runs one request. body is marshalled unless it is a string, which is
-// sent as is. query is name, value pairs.
+// do runs one request through the engine's routes, as the core does.
 func (h *harness) do(op core.Operation, path string, body any, query ...string) (*core.Response, error) {
 	h.t.Helper()
-	r := &core.Request{Operation: op, Path: "secret/" + path, RoutePath: path, Query: url.Values{}, MountPath: "secret/"}
-	for i := 0; i+1 < len(query); i += 2 {
-		r.Query.Add(query[i], query[i+1])
-	}
-	switch b := body.(type) {
-	case nil:
-	case string:
-		r.Body = json.RawMessage(b)
-	default:
-		raw, err := json.Marshal(b)
-		if err != nil {
-			h.t.Fatalf("marshal body: %v", err)
-		}
-		r.Body = raw
-	}
-	rt, params, err := core.MatchRoute(h.routes, path)
-	if err != nil {
-		return nil, err
-	}
-	r.Params = params
-	if op == core.OpWrite {
-		op = core.OpUpdate
-		if rt.Exists != nil {
-			ok, err := rt.Exists(h.t.Context(), r)
-			if err != nil {
-				return nil, err
-			}
-			if !ok {
-				op = core.OpCreate
-			}
-		}
-		r.Operation = op
-	}
-	hd, ok := rt.Handlers[op]
-	if !ok {
-		return nil, core.ErrUnsupportedOperation
-	}
-	return hd(h.t.Context(), r)
+	return enginetest.Do(h.t, h.routes, "secret/", op, path, body, query...)
 }
 
-// ok runs a request that must succeed and returns its data as the JSON
-// a client would decode (numbers as json.Number).
+// ok runs a request that must succeed and returns its data as a client
+// decodes it (numbers as json.Number).
 func (h *harness) ok(op core.Operation, path string, body any, query ...string) map[string]any {
 	h.t.Helper()
-	resp, err := h.do(op, path, body, query...)
-	if err != nil {
-		h.t.Fatalf("%s %s: %v", op, path, err)
-	}
-	if resp == nil {
-		return nil
-	}
-	if resp.NotFoundWithData {
-		h.t.Fatalf("%s %s: 404 with data %v", op, path, wire(h.t, resp.Data))
-	}
-	return wire(h.t, resp.Data)
+	return enginetest.OK(h.t, h.routes, "secret/", op, path, body, query...)
 }
 
 // noContent runs a request that must answer 204.
@@ -159,73 +89,18 @@ func (h *harness) fails(op core.Operation, path string, body any, status int, ms
 	checkErr(h.t, err, status, msg)
 }
 
-func checkErr(t testing.TB, err error, status int, msg string) {
-	t.Helper()
-	if err == nil {
-		t.Fatalf("want error %d %q, got success", status, msg)
-	}
-	switch {
-	case errors.Is(err, core.ErrNotFound):
-		if status != 404 || msg != "" {
-			t.Fatalf("want %d %q, got ErrNotFound", status, msg)
-		}
-		return
-	case errors.Is(err, core.ErrUnsupportedOperation):
-		if status != 405 {
-			t.Fatalf("want %d %q, got ErrUnsupportedOperation", status, msg)
-		}
-		return
-	}
-	var ce *core.Error
-	if !errors.As(err, &ce) {
-		t.Fatalf("want *core.Error %d %q, got %T %v", status, msg, err, err)
-	}
-	if ce.Status != status {
-		t.Fatalf("status = %d, want %d (%q)", ce.Status, status, ce.Msg)
-	}
-	if prefix, ok := strings.CutSuffix(msg, "..."); ok {
-		if !strings.HasPrefix(ce.Msg, prefix) {
-			t.Fatalf("message = %q, want prefix %q", ce.Msg, prefix)
-		}
-		return
-	}
-	if ce.Msg != msg {
-		t.Fatalf("message = %q, want %q", ce.Msg, msg)
-	}
-}
-
-// wire round-trips v through JSON as the transport and a client would.
-func wire(t testing.TB, v any) map[string]any {
-	t.Helper()
-	raw, err := json.Marshal(v)
-	if err != nil {
-		t.Fatalf("marshal response: %v", err)
-	}
-	m, err := decodeObject(raw)
-	if err != nil {
-		t.Fatalf("response %s is not an object: %v", raw, err)
-	}
-	return m
-}
+// Shorthands for the enginetest helpers.
+var (
+	checkErr = enginetest.CheckErr
+	wire     = enginetest.Wire
+	num      = enginetest.Num
+)
 
 // write stores data at path and returns the new version number.
 func (h *harness) write(path string, data map[string]any) int {
 	h.t.Helper()
 	out := h.ok(core.OpWrite, "data/"+path, map[string]any{"data": data})
 	return num(h.t, out["version"])
-}
-
-func num(t testing.TB, v any) int {
-	t.Helper()
-	n, ok := v.(json.Number)
-	if !ok {
-		t.Fatalf("%v (%T) is not a JSON number", v, v)
-	}
-	i, err := strconv.Atoi(n.String())
-	if err != nil {
-		t.Fatalf("%v: %v", n, err)
-	}
-	return i
 }
 
 func obj(t testing.TB, v any) map[string]any {

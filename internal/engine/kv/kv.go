@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -276,7 +277,7 @@ func (e *Engine) mutateLocked(ctx context.Context, p string, fn mutation) (*keyM
 		}
 		return m, nil
 	}
-	return nil, core.StatusError(409, "secret %s changed concurrently %d times in a row; retry the request", quoteShort(p), txnAttempts)
+	return nil, core.StatusError(409, "secret %s changed concurrently %d times in a row; retry the request", field.Quote(p), txnAttempts)
 }
 
 // pathParam returns the validated secret path of a request.
@@ -306,11 +307,11 @@ func (e *Engine) configRead(ctx context.Context, r *core.Request) (*core.Respons
 // metadata_cas_required, delete_version_after (negative disables it on
 // every key, zero clears it).
 func (e *Engine) configWrite(ctx context.Context, r *core.Request) (*core.Response, error) {
-	p, err := decodeParams(r)
+	p, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	maxV, maxOK, err := p.int("max_versions")
+	maxV, maxOK, err := p.Int("max_versions")
 	if err != nil {
 		return nil, err
 	}
@@ -319,19 +320,19 @@ func (e *Engine) configWrite(ctx context.Context, r *core.Request) (*core.Respon
 			return nil, err
 		}
 	}
-	cas, casOK, err := p.bool("cas_required")
+	cas, casOK, err := p.Bool("cas_required")
 	if err != nil {
 		return nil, err
 	}
-	mcas, mcasOK, err := p.bool("metadata_cas_required")
+	mcas, mcasOK, err := p.Bool("metadata_cas_required")
 	if err != nil {
 		return nil, err
 	}
-	dva, dvaOK, err := p.duration("delete_version_after")
+	dva, dvaOK, err := p.Duration("delete_version_after")
 	if err != nil {
 		return nil, err
 	}
-	warnings := p.warnings(r)
+	warnings := p.Warnings(r)
 	if !maxOK && !casOK && !mcasOK && !dvaOK {
 		return warningsOnly(warnings), nil
 	}

@@ -11,6 +11,7 @@ import (
 	"unicode"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -76,16 +77,12 @@ func (mi *metaInput) empty() bool {
 
 // parseMetaInput reads the metadata fields. In a patch, a null field
 // resets it to its default.
-func parseMetaInput(in *params, patch bool) (*metaInput, error) {
+func parseMetaInput(in *field.Set, patch bool) (*metaInput, error) {
 	mi := &metaInput{}
-	null := func(name string) bool {
-		v, ok := in.fields[name]
-		in.used[name] = true
-		return patch && ok && isNull(v)
-	}
+	null := func(name string) bool { return patch && in.Null(name) }
 	if null("max_versions") {
 		mi.maxVersions = new(uint32)
-	} else if n, ok, err := in.int("max_versions"); err != nil {
+	} else if n, ok, err := in.Int("max_versions"); err != nil {
 		return nil, err
 	} else if ok {
 		if err := checkMaxVersions(n); err != nil {
@@ -100,7 +97,7 @@ func parseMetaInput(in *params, patch bool) (*metaInput, error) {
 	}{{"cas_required", &mi.casRequired}, {"metadata_cas_required", &mi.mcasRequired}} {
 		if null(f.name) {
 			*f.dst = new(bool)
-		} else if b, ok, err := in.bool(f.name); err != nil {
+		} else if b, ok, err := in.Bool(f.name); err != nil {
 			return nil, err
 		} else if ok {
 			*f.dst = &b
@@ -112,7 +109,7 @@ func parseMetaInput(in *params, patch bool) (*metaInput, error) {
 	}{{"delete_version_after", &mi.dva}, {"expire_after", &mi.expireAfter}, {"rotation_period", &mi.rotationPeriod}} {
 		if null(f.name) {
 			*f.dst = new(time.Duration)
-		} else if d, ok, err := in.duration(f.name); err != nil {
+		} else if d, ok, err := in.Duration(f.name); err != nil {
 			return nil, err
 		} else if ok {
 			if d < 0 {
@@ -126,7 +123,7 @@ func parseMetaInput(in *params, patch bool) (*metaInput, error) {
 	} else if err := mi.parseCustom(in, patch); err != nil {
 		return nil, err
 	}
-	cas, ok, err := in.int("cas")
+	cas, ok, err := in.Int("cas")
 	if err != nil {
 		return nil, err
 	}
@@ -136,8 +133,8 @@ func parseMetaInput(in *params, patch bool) (*metaInput, error) {
 
 // parseCustom reads custom_metadata, converting values to strings the way
 // Vault's weak decoding does (numbers as written, booleans as "1"/"0").
-func (mi *metaInput) parseCustom(in *params, patch bool) error {
-	obj, ok, err := in.object("custom_metadata")
+func (mi *metaInput) parseCustom(in *field.Set, patch bool) error {
+	obj, ok, err := in.Object("custom_metadata")
 	if err != nil || !ok {
 		return err
 	}
@@ -163,7 +160,7 @@ func (mi *metaInput) parseCustom(in *params, patch bool) error {
 			}
 		default:
 			return core.BadRequest("%s: '' expected type 'string', got unconvertible type '%s' for key %s",
-				customMetadataPrefix, goTypeName(v), quoteShort(k))
+				customMetadataPrefix, goTypeName(v), field.Quote(k))
 		}
 		mi.custom[k] = &s
 		check[k] = s
@@ -307,7 +304,7 @@ func (e *Engine) writeMetadata(ctx context.Context, r *core.Request, patch bool)
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
@@ -315,7 +312,7 @@ func (e *Engine) writeMetadata(ctx context.Context, r *core.Request, patch bool)
 	if err != nil {
 		return nil, err
 	}
-	warnings := in.warnings(r)
+	warnings := in.Warnings(r)
 	if mi.empty() && !patch {
 		return warningsOnly(warnings), nil
 	}
@@ -383,12 +380,15 @@ func (e *Engine) metadataList(ctx context.Context, r *core.Request) (*core.Respo
 	if err != nil {
 		return nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return nil, err
 	}
-	after := in.str("after")
-	limit, _, err := in.int("limit")
+	after, _, err := in.String("after")
+	if err != nil {
+		return nil, err
+	}
+	limit, _, err := in.Int("limit")
 	if err != nil {
 		return nil, err
 	}

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -48,14 +49,14 @@ func validatePath(p string) error {
 		return core.BadRequest("path has %d segments, more than the limit of %d", n, MaxPathSegments)
 	}
 	if strings.IndexByte(p, 0) >= 0 {
-		return core.BadRequest("path %s contains a NUL byte", quoteShort(p))
+		return core.BadRequest("path %s contains a NUL byte", field.Quote(p))
 	}
 	for seg := range strings.SplitSeq(p, "/") {
 		switch seg {
 		case "":
-			return core.BadRequest("path %s has an empty segment: remove the leading, trailing or doubled \"/\"", quoteShort(p))
+			return core.BadRequest("path %s has an empty segment: remove the leading, trailing or doubled \"/\"", field.Quote(p))
 		case ".", "..":
-			return core.BadRequest("path %s must not contain a %q segment", quoteShort(p), seg)
+			return core.BadRequest("path %s must not contain a %q segment", field.Quote(p), seg)
 		}
 	}
 	return nil

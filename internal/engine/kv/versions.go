@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/cofferhq/coffer/internal/core"
+	"github.com/cofferhq/coffer/internal/engine/field"
 	"github.com/cofferhq/coffer/internal/storage"
 )
 
@@ -15,11 +16,11 @@ func versionsRequest(r *core.Request) (string, []uint64, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	in, err := decodeParams(r)
+	in, err := field.Decode(r)
 	if err != nil {
 		return "", nil, err
 	}
-	vs, err := in.versions("versions")
+	vs, err := in.Versions("versions")
 	if err != nil {
 		return "", nil, err
 	}
