@@ -150,6 +150,10 @@ func (b *Broker) Enable(path string, dev Device, hmacKey []byte, signKey ed25519
 		stop:     make(chan struct{}),
 		exited:   make(chan struct{}),
 		head:     head,
+		sem:      make(chan struct{}, 1),
+	}
+	if d, ok := dev.(interface{ Inline() bool }); ok {
+		s.inline = d.Inline()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
@@ -257,7 +261,13 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 	var errs []error
 	for _, s := range sinks {
 		body, err := s.render(&ent)
-		if err == nil {
+		if err == nil && s.inline {
+			err = s.writeInline(ctx, body, start.Add(s.timeout))
+			if err == nil {
+				ops = append(ops, inlineWritten)
+				continue
+			}
+		} else if err == nil {
 			var o *op
 			if o, err = s.submit(ctx, body, start.Add(s.timeout)); err == nil {
 				ops = append(ops, o)
@@ -275,6 +285,10 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 			sinks[i].counters.failed.Add(1)
 			continue
 		}
+		if o == inlineWritten {
+			ok++
+			continue
+		}
 		if err := sinks[i].wait(ctx, o); err != nil {
 			sinks[i].counters.failed.Add(1)
 			errs = append(errs, err)
@@ -290,6 +304,10 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 	}
 	return nil
 }
+
+// inlineWritten stands in logEntry's list for a record a caller wrote
+// inline, successfully.
+var inlineWritten = &op{}
 
 // Reopen reopens every device that can (the file devices): call it on
 // SIGHUP after an outside tool rotated the files.

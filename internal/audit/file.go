@@ -160,6 +160,15 @@ func lastLine(r io.ReaderAt, size int64) ([]byte, error) {
 }
 
 func (d *fileDevice) Name() string { return d.name }
+
+// Inline reports that callers may write records themselves: a regular
+// file takes a write into the page cache without blocking on a peer. A
+// FIFO or a character device may block, so it goes through the queue.
+func (d *fileDevice) Inline() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.regular
+}
 func (d *fileDevice) Type() string { return TypeFile }
 
 // Write appends p. A write that fails part way is cut off again so the

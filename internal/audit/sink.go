@@ -76,6 +76,14 @@ type sink struct {
 	since int    // records since the last checkpoint
 	buf   []byte // line buffer
 	batch []*op  // the records of one write
+
+	// inline: records are written by their callers (writeInline), not
+	// queued. sem (capacity 1) is held by whoever writes to the device:
+	// an inline caller, or run for a batch, a checkpoint or shutdown.
+	// since, buf and ibuf are used only while holding it.
+	inline bool
+	sem    chan struct{}
+	ibuf   []byte
 }
 
 func (s *sink) hasher() *hasher {
@@ -157,16 +165,69 @@ func (s *sink) run(ctx context.Context) {
 	for {
 		select {
 		case o := <-s.queue:
+			s.sem <- struct{}{}
 			s.handle(ctx, s.gather(o))
+			<-s.sem
 		case <-tick.C:
+			select {
+			case s.sem <- struct{}{}:
+			case <-s.stop:
+				s.sem <- struct{}{}
+				s.shutdown(ctx)
+				return
+			}
 			if s.since > 0 {
 				s.checkpoint(ctx)
 			}
+			<-s.sem
 		case <-s.stop:
+			s.sem <- struct{}{} // waits out a caller writing inline
 			s.shutdown(ctx)
 			return
 		}
 	}
+}
+
+// writeInline frames body onto the chain and writes it from the calling
+// goroutine: the path for devices that write to a regular file, where a
+// write is a short copy into the page cache and a hand-off to the writer
+// goroutine would cost more than the write. The device is held for the
+// duration; a caller that cannot get it before its deadline fails.
+func (s *sink) writeInline(ctx context.Context, body []byte, deadline time.Time) error {
+	select {
+	case s.sem <- struct{}{}:
+	default:
+		t := time.NewTimer(time.Until(deadline))
+		select {
+		case s.sem <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			return fmt.Errorf("audit: %s: timed out waiting for the device", s.path)
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("audit: %s: %w", s.path, ctx.Err())
+		case <-s.stop:
+			t.Stop()
+			return fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+		}
+	}
+	defer func() { <-s.sem }()
+	select {
+	case <-s.stop:
+		return fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+	default:
+	}
+	head := s.Head()
+	s.ibuf = appendFramed(s.ibuf[:0], head.Seq+1, head.Hash, body)
+	head = Head{Seq: head.Seq + 1, Hash: lineHash(s.ibuf[:len(s.ibuf)-1])}
+	if err := s.writeLines(ctx, deadline, s.ibuf, 1, head); err != nil {
+		return err
+	}
+	s.since++
+	if s.since >= s.every {
+		s.checkpoint(ctx)
+	}
+	return nil
 }
 
 // Batches: under load the writer takes every record already queued (up
