@@ -12,6 +12,7 @@ func extraCommands(e *env) []*cobra.Command {
 		newAuthCmd(e),
 		newBenchCmd(e),
 		newScanCmd(),
+		newPostureCmd(e),
 		newAuditCmd(e),
 		newTransitCmd(e),
 	)
