@@ -86,8 +86,19 @@ func NewClient(cfg Config) (*Client, error) {
 // Token returns the client's token.
 func (c *Client) Token() string { return c.token }
 
-// SetToken replaces the client's token.
+// SetToken replaces the client's token. It must not be called while
+// requests are in flight; WithToken is the concurrent-safe alternative.
 func (c *Client) SetToken(t string) { c.token = t }
+
+// WithToken returns a client for the same server and HTTP client that
+// sends token t ("" sends none). The receiver is unchanged, so a process
+// that replaces its token while requests are in flight swaps clients
+// instead of calling SetToken.
+func (c *Client) WithToken(t string) *Client {
+	cp := *c
+	cp.token = t
+	return &cp
+}
 
 // Address returns the server address.
 func (c *Client) Address() string { return c.addr.String() }

@@ -6,6 +6,7 @@ import "github.com/spf13/cobra"
 func extraCommands(e *env) []*cobra.Command {
 	return append(newLogicalCmds(e),
 		newKVCmd(e),
+		newTransitCmd(e),
 		newTokenCmd(e),
 		newPolicyCmd(e),
 		newLoginCmd(e),
@@ -14,6 +15,6 @@ func extraCommands(e *env) []*cobra.Command {
 		newScanCmd(),
 		newPostureCmd(e),
 		newAuditCmd(e),
-		newTransitCmd(e),
+		newKMSPluginCmd(e),
 	)
 }

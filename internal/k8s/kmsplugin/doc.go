@@ -1,0 +1,57 @@
+// Package kmsplugin is `coffer kms-plugin`: a Kubernetes KMS v2 provider
+// (k8s.io/kms) that lets kube-apiserver encrypt Secrets at rest under a
+// coffer transit key. docs/kms-plugin.md is the operator's guide.
+//
+// # Protocol
+//
+// The apiserver calls three methods over a unix socket:
+//
+//	Status   healthz "ok" only when an encrypt/decrypt round trip through
+//	         coffer works (remembered for Config.HealthTTL, one second after
+//	         a failure), else the reason in one line; the key id of the
+//	         latest transit key version seen, also while unhealthy
+//	Encrypt  the apiserver's 32-byte seed -> transit/encrypt/<key>; the
+//	         "vault:v<n>:..." ciphertext is the KMS ciphertext, the key id
+//	         "<mount>/<key>:v<n>" names the version that encrypted it, and
+//	         one annotation (AnnotationFormat) marks the format
+//	Decrypt  refuses ciphertexts that are not transit ciphertexts (over
+//	         1 KiB, no "vault:v<n>:" prefix, a body that is not base64) and
+//	         key ids of another key or another version than the
+//	         ciphertext's (ErrBadCiphertext, ErrUnknownKeyID: InvalidArgument)
+//	         without asking coffer; otherwise transit/decrypt/<key>
+//
+// Rotating the transit key changes the key id, so the apiserver takes a
+// new seed for new writes and treats objects under older ids as stale;
+// RewriteSecrets writes every Secret back so it is stored under the new
+// id. Old versions keep decrypting as long as the transit key allows.
+//
+// # Outages
+//
+// Decrypt answers from an LRU of recently encrypted or decrypted seeds
+// (Config.CacheSize entries, each kept Config.CacheTTL from when it was
+// stored), keyed by the SHA-256 of the ciphertext, so it keeps working
+// while coffer is unreachable or sealed. Seeds are copied in and out of
+// the cache and zeroed when they leave it; they never reach logs, errors
+// or metrics. Every coffer call is bounded by Config.Timeout. Failures map
+// to gRPC codes: Unavailable (no answer, sealed, no token yet),
+// PermissionDenied, InvalidArgument (coffer refused a ciphertext),
+// FailedPrecondition (coffer refused an encryption), Internal.
+//
+// # Authentication
+//
+// Auth is a TokenFile (re-read when it changes; renewed when renewable)
+// or a Login to a kubernetes or jwt auth mount with a role and a JWT file
+// (read at every login). The token is renewed at two thirds of its TTL;
+// when renewal fails, when renewals shrink towards the max TTL, or when
+// coffer refuses the token, a new one is obtained (at most every 10 s on
+// refusals; failures back off from 1 s to 30 s).
+//
+// # Running
+//
+// Plugin.Run serves the socket (mode 0600, bound under a temporary name
+// and renamed into place; a stale socket is replaced, a served one is an
+// error), the token manager, a check of coffer every Config.Refresh and,
+// with Config.MetricsAddress, /metrics, /livez and /readyz. The first of
+// them to fail stops the rest; on return the socket is removed and the
+// cache zeroed.
+package kmsplugin

@@ -1,0 +1,405 @@
+package kmsplugin
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/hex"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"k8s.io/kms/pkg/service"
+)
+
+// logBuffer collects log output for checks that key material never
+// appears in it.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// newTestPlugin builds a plugin on f that already holds a valid token
+// (the token manager is not running); mod adjusts the config.
+func newTestPlugin(t *testing.T, f *fakeCoffer, mod func(*Config)) (*Plugin, *handlerTransport, *logBuffer) {
+	t.Helper()
+	c, tr := fakeClient(t, f)
+	tok := f.addToken(0, false)
+	logs := &logBuffer{}
+	cfg := Config{Client: c, Auth: staticAuth{tok}, Key: f.key, Logger: logs.logger()}
+	if mod != nil {
+		mod(&cfg)
+	}
+	p, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.tokens.cur.Store(c.WithToken(tok))
+	return p, tr, logs
+}
+
+func randomDEK(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func wantCode(t *testing.T, err error, want codes.Code) {
+	t.Helper()
+	if got := status.Code(err); got != want {
+		t.Fatalf("err = %v (code %v), want code %v", err, got, want)
+	}
+}
+
+func noKeyMaterial(t *testing.T, logs string, deks ...[]byte) {
+	t.Helper()
+	for _, d := range deks {
+		for _, form := range []string{string(d), hex.EncodeToString(d), base64.StdEncoding.EncodeToString(d),
+			base64.RawStdEncoding.EncodeToString(d)} {
+			if strings.Contains(logs, form) {
+				t.Fatalf("logs hold a data key:\n%s", logs)
+			}
+		}
+	}
+}
+
+func TestEncryptDecrypt(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	f := newFakeCoffer(t)
+	p, _, logs := newTestPlugin(t, f, nil)
+	dek := randomDEK(t)
+
+	resp, err := p.Encrypt(ctx, "uid-1", dek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.KeyID != "transit/kube:v1" {
+		t.Errorf("key id = %q, want transit/kube:v1", resp.KeyID)
+	}
+	if !bytes.HasPrefix(resp.Ciphertext, []byte("vault:v1:")) || len(resp.Ciphertext) >= 1024 || bytes.Contains(resp.Ciphertext, dek) {
+		t.Errorf("ciphertext = %q", resp.Ciphertext)
+	}
+	// The apiserver's own rule for annotation keys (k8s.io/apiserver
+	// kmsv2.validateAnnotations).
+	for k := range resp.Annotations {
+		if errs := validation.IsFullyQualifiedDomainName(field.NewPath("annotations"), k); len(errs) > 0 {
+			t.Errorf("annotation key %q: %v", k, errs.ToAggregate())
+		}
+	}
+	if string(resp.Annotations[AnnotationFormat]) != FormatV1 {
+		t.Errorf("annotations = %q", resp.Annotations)
+	}
+
+	// A second plugin has nothing cached and must ask coffer.
+	fresh, _, freshLogs := newTestPlugin(t, f, nil)
+	req := &service.DecryptRequest{Ciphertext: resp.Ciphertext, KeyID: resp.KeyID, Annotations: resp.Annotations}
+	got, err := fresh.Decrypt(ctx, "uid-2", req)
+	if err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("Decrypt = %x, %v; want %x", got, err, dek)
+	}
+	if n := f.count("transit/decrypt/kube"); n != 1 {
+		t.Errorf("coffer decrypt calls = %d, want 1", n)
+	}
+	got, err = fresh.Decrypt(ctx, "uid-3", req)
+	if err != nil || !bytes.Equal(got, dek) {
+		t.Fatalf("second Decrypt = %x, %v", got, err)
+	}
+	if n := f.count("transit/decrypt/kube"); n != 1 {
+		t.Errorf("coffer decrypt calls after a repeat = %d, want 1 (cached)", n)
+	}
+	if hits := metricValue(t, fresh.metrics.cacheHits); hits != 1 {
+		t.Errorf("cache hits = %v, want 1", hits)
+	}
+	// The encrypting plugin cached the seed when it encrypted it.
+	if _, err := p.Decrypt(ctx, "uid-4", req); err != nil || f.count("transit/decrypt/kube") != 1 {
+		t.Errorf("Decrypt by the encrypting plugin: %v, coffer calls %d", err, f.count("transit/decrypt/kube"))
+	}
+
+	st, err := p.Status(ctx)
+	if err != nil || st.Healthz != "ok" || st.Version != "v2" || st.KeyID != "transit/kube:v1" {
+		t.Errorf("Status = %+v, %v", st, err)
+	}
+	noKeyMaterial(t, logs.String()+freshLogs.String(), dek)
+}
+
+func TestKeyIDFollowsRotation(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.CacheSize = -1 })
+		old, err := p.Encrypt(ctx, "", randomDEK(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _ := p.Status(ctx)
+		if st.KeyID != "transit/kube:v1" {
+			t.Fatalf("key id = %q", st.KeyID)
+		}
+
+		f.rotate()
+		if st, _ := p.Status(ctx); st.KeyID != "transit/kube:v1" || st.Healthz != "ok" {
+			t.Errorf("Status within the health TTL = %+v, want the remembered v1", st)
+		}
+		time.Sleep(DefaultHealthTTL)
+		if st, _ := p.Status(ctx); st.KeyID != "transit/kube:v2" {
+			t.Errorf("key id after rotation = %q, want transit/kube:v2", st.KeyID)
+		}
+		resp, err := p.Encrypt(ctx, "", randomDEK(t))
+		if err != nil || resp.KeyID != "transit/kube:v2" || !bytes.HasPrefix(resp.Ciphertext, []byte("vault:v2:")) {
+			t.Fatalf("Encrypt after rotation = %+v, %v", resp, err)
+		}
+		// Data under the old key id still opens, with its own version.
+		if _, err := p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: old.Ciphertext, KeyID: old.KeyID}); err != nil {
+			t.Errorf("Decrypt of a v1 ciphertext: %v", err)
+		}
+		if got := metricValue(t, p.metrics.keyVersion); got != 2 {
+			t.Errorf("key version gauge = %v, want 2", got)
+		}
+	})
+}
+
+func TestDecryptRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	f := newFakeCoffer(t)
+	p, _, _ := newTestPlugin(t, f, func(c *Config) { c.CacheSize = -1 })
+	good, err := p.Encrypt(ctx, "", randomDEK(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ct := string(good.Ciphertext)
+	junk := randomDEK(t)
+
+	// Refused by the plugin itself, without asking coffer.
+	local := []struct {
+		name  string
+		ct    string
+		keyID string
+		ann   map[string][]byte
+	}{
+		{"empty ciphertext", "", good.KeyID, nil},
+		{"truncated", ct[:len(ct)-7], good.KeyID, nil},
+		{"prefix only", "vault:v1:", good.KeyID, nil},
+		{"foreign bytes", string(junk), good.KeyID, nil},
+		{"another plugin's envelope", "k8s:enc:kms:v2:other:" + string(junk), good.KeyID, nil},
+		{"bad base64", "vault:v1:" + strings.Repeat("%", 80), good.KeyID, nil},
+		{"over 1 KiB", "vault:v1:" + strings.Repeat("AAAA", 300), good.KeyID, nil},
+		{"empty key id", ct, "", nil},
+		{"another key", ct, "transit/other:v1", nil},
+		{"another mount", ct, "transit2/kube:v1", nil},
+		{"another plugin's key id", ct, "key-1", nil},
+		{"key id of another version", ct, "transit/kube:v2", nil},
+		{"newer format", ct, good.KeyID, map[string][]byte{AnnotationFormat: []byte("transit-v9")}},
+	}
+	for _, tt := range local {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: []byte(tt.ct), KeyID: tt.keyID, Annotations: tt.ann})
+			wantCode(t, err, codes.InvalidArgument)
+		})
+	}
+	if n := f.count("transit/decrypt/kube"); n != 0 {
+		t.Errorf("coffer saw %d decrypt calls for inputs the plugin should refuse", n)
+	}
+	if _, err := p.Decrypt(ctx, "", nil); status.Code(err) != codes.InvalidArgument {
+		t.Errorf("nil request: %v", err)
+	}
+
+	// Well formed, refused by coffer: a clear InvalidArgument too.
+	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(ct, "vault:v1:"))
+	raw[len(raw)-1] ^= 1
+	tampered := "vault:v1:" + base64.StdEncoding.EncodeToString(raw)
+	for name, req := range map[string]*service.DecryptRequest{
+		"tampered":          {Ciphertext: []byte(tampered), KeyID: good.KeyID},
+		"unknown version":   {Ciphertext: []byte(strings.Replace(ct, "vault:v1:", "vault:v9:", 1)), KeyID: "transit/kube:v9"},
+		"unknown extra ann": {Ciphertext: []byte(tampered), KeyID: good.KeyID, Annotations: map[string][]byte{"x.example.com": nil}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := p.Decrypt(ctx, "", req)
+			wantCode(t, err, codes.InvalidArgument)
+			if !strings.Contains(err.Error(), "coffer decrypt") {
+				t.Errorf("error %q does not say coffer refused it", err)
+			}
+		})
+	}
+}
+
+func TestEncryptRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	f := newFakeCoffer(t)
+	p, _, _ := newTestPlugin(t, f, nil)
+	for name, pt := range map[string][]byte{"empty": nil, "over the limit": make([]byte, maxPlaintext+1)} {
+		_, err := p.Encrypt(t.Context(), "", pt)
+		if status.Code(err) != codes.InvalidArgument {
+			t.Errorf("%s: err = %v, want InvalidArgument", name, err)
+		}
+	}
+	if n := f.count("transit/encrypt/kube"); n != 0 {
+		t.Errorf("coffer saw %d encrypt calls", n)
+	}
+}
+
+// TestOutage: with coffer sealed or unreachable, recently used data keys
+// still decrypt, everything else fails with Unavailable, and Status says
+// what is wrong; once coffer is back Status is ok again.
+func TestOutage(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, tr, logs := newTestPlugin(t, f, nil)
+		dek := randomDEK(t)
+		enc, err := p.Encrypt(ctx, "", dek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cached := &service.DecryptRequest{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID}
+		other := &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(randomDEK(t))), KeyID: enc.KeyID}
+		if st, _ := p.Status(ctx); st.Healthz != "ok" {
+			t.Fatalf("Status before the outage: %+v", st)
+		}
+
+		for _, outage := range []struct {
+			name        string
+			start, stop func()
+			healthz     string
+		}{
+			{"sealed", func() { f.set(func(f *fakeCoffer) { f.sealed = true }) },
+				func() { f.set(func(f *fakeCoffer) { f.sealed = false }) }, "coffer is sealed"},
+			{"unreachable", func() { tr.down.Store(true) }, func() { tr.down.Store(false) }, "coffer did not answer"},
+		} {
+			outage.start()
+			time.Sleep(DefaultHealthTTL)
+			st, err := p.Status(ctx)
+			if err != nil || !strings.Contains(st.Healthz, outage.healthz) || st.KeyID != "transit/kube:v1" {
+				t.Errorf("%s: Status = %+v, %v; want healthz with %q and the last key id", outage.name, st, err, outage.healthz)
+			}
+			if strings.Contains(st.Healthz, "\n") {
+				t.Errorf("%s: healthz has a newline: %q", outage.name, st.Healthz)
+			}
+			if got, err := p.Decrypt(ctx, "", cached); err != nil || !bytes.Equal(got, dek) {
+				t.Errorf("%s: Decrypt of a cached data key = %x, %v", outage.name, got, err)
+			}
+			_, err = p.Decrypt(ctx, "", other)
+			wantCode(t, err, codes.Unavailable)
+			_, err = p.Encrypt(ctx, "", randomDEK(t))
+			wantCode(t, err, codes.Unavailable)
+			outage.stop()
+			time.Sleep(unhealthyTTL)
+			if st, _ := p.Status(ctx); st.Healthz != "ok" {
+				t.Errorf("%s: Status after the outage = %+v", outage.name, st)
+			}
+		}
+		if n := metricValue(t, p.metrics.cofferErrors.WithLabelValues("encrypt", "sealed")); n < 1 {
+			t.Errorf("coffer errors (encrypt, sealed) = %v", n)
+		}
+		noKeyMaterial(t, logs.String(), dek)
+	})
+}
+
+// TestTimeout: a coffer that does not answer costs at most Timeout per
+// call, well inside the apiserver's own 3s.
+func TestTimeout(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.Timeout = 1500 * time.Millisecond })
+		f.set(func(f *fakeCoffer) { f.hang = true })
+		start := time.Now()
+		_, err := p.Encrypt(ctx, "", randomDEK(t))
+		wantCode(t, err, codes.Unavailable)
+		if d := time.Since(start); d != 1500*time.Millisecond {
+			t.Errorf("Encrypt returned after %v, want the 1.5s timeout", d)
+		}
+		start = time.Now()
+		st, _ := p.Status(ctx)
+		if d := time.Since(start); d != 1500*time.Millisecond || !strings.Contains(st.Healthz, "deadline exceeded") {
+			t.Errorf("Status after %v: %+v", d, st)
+		}
+	})
+}
+
+func TestStatusMessages(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name  string
+		setup func(f *fakeCoffer, p *Plugin)
+		want  string
+	}{
+		{"no token yet", func(f *fakeCoffer, p *Plugin) { p.tokens.cur.Store(nil) }, "no coffer token yet"},
+		{"token revoked", func(f *fakeCoffer, p *Plugin) { f.set(func(f *fakeCoffer) { clear(f.tokens) }) }, "permission denied"},
+		{"key missing", func(f *fakeCoffer, p *Plugin) { f.set(func(f *fakeCoffer) { f.key = "gone" }) }, "encryption key not found"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFakeCoffer(t)
+			p, _, _ := newTestPlugin(t, f, nil)
+			tt.setup(f, p)
+			st, err := p.Status(t.Context())
+			if err != nil || !strings.Contains(st.Healthz, tt.want) {
+				t.Errorf("Status = %+v, %v; want healthz with %q", st, err, tt.want)
+			}
+		})
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	t.Parallel()
+	_, err := New(Config{Key: "a/b", Timeout: -1})
+	if err == nil {
+		t.Fatal("New accepted a bad config")
+	}
+	for _, want := range []string{"no coffer client", "no authentication", "transit key name \"a/b\"", "timeout -1ns"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not report %q", err, want)
+		}
+	}
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	t.Fatalf("metric %v is not a counter or gauge", m.Desc())
+	return 0
+}
