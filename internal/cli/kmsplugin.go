@@ -6,9 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
+	"github.com/cofferhq/coffer/internal/k8s/kclient"
 	"github.com/cofferhq/coffer/internal/k8s/kmsplugin"
 )
 
@@ -166,13 +166,13 @@ account.`,
 				return fmt.Errorf("kubernetes connection: %w", err)
 			}
 			rc.QPS, rc.Burst = qps, int(2*qps)
-			kc, err := kubernetes.NewForConfig(rc)
+			kc, err := kclient.New(rc)
 			if err != nil {
 				return fmt.Errorf("kubernetes client: %w", err)
 			}
 			start := time.Now()
 			logger := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-			res, err := kmsplugin.RewriteSecrets(cmd.Context(), kc.CoreV1(), kmsplugin.RewriteOptions{
+			res, err := kmsplugin.RewriteSecrets(cmd.Context(), kc, kmsplugin.RewriteOptions{
 				Namespace: namespace, PageSize: pageSize, Logger: logger})
 			if perr := e.print(res, []row{{"listed", res.Listed}, {"rewritten", res.Rewritten}, {"gone", res.Gone},
 				{"failed", res.Failed}, {"duration", time.Since(start).Round(time.Millisecond).String()}}); perr != nil && err == nil {

@@ -9,10 +9,17 @@ import (
 	"strings"
 	"time"
 
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	batchv1 "k8s.io/api/batch/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+
+	"github.com/cofferhq/coffer/internal/k8s/kclient"
 )
 
 // DefaultPageSize is the page size of list calls.
@@ -48,16 +55,11 @@ var ErrUnreachable = errors.New("posture: cannot read from the cluster")
 // namespaces is listed namespace by namespace when the namespaces are
 // known (from ClusterOptions.Namespaces or a readable namespace list).
 func LoadCluster(ctx context.Context, cfg *rest.Config, o ClusterOptions) (*Snapshot, error) {
-	cs, err := kubernetes.NewForConfig(cfg)
+	kc, err := kclient.New(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("posture: client: %w", err)
 	}
-	return LoadClient(ctx, cs, cfg.Host, o)
-}
-
-// LoadClient is LoadCluster with a client already built; host names the
-// cluster in Snapshot.Source.
-func LoadClient(ctx context.Context, cs kubernetes.Interface, host string, o ClusterOptions) (*Snapshot, error) {
+	host := cfg.Host
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -67,10 +69,10 @@ func LoadClient(ctx context.Context, cs kubernetes.Interface, host string, o Clu
 		page = DefaultPageSize
 	}
 	l := &clusterLoader{snap: &Snapshot{Source: host}, page: page, log: log, only: o.Namespaces}
-	core, apps, batch, rbac, netw, adm := cs.CoreV1(), cs.AppsV1(), cs.BatchV1(), cs.RbacV1(), cs.NetworkingV1(), cs.AdmissionregistrationV1()
 
 	l.cluster(ctx, "namespaces", func(ctx context.Context, opt metav1.ListOptions) (string, error) {
-		list, err := core.Namespaces().List(ctx, opt)
+		list := &corev1.NamespaceList{}
+		err := kc.List(ctx, kclient.Path("", "v1", "", "namespaces"), opt, list)
 		if err != nil {
 			return "", err
 		}
@@ -89,79 +91,97 @@ func LoadClient(ctx context.Context, cs kubernetes.Interface, host string, o Clu
 	}
 
 	l.cluster(ctx, "clusterroles", func(ctx context.Context, opt metav1.ListOptions) (string, error) {
-		list, err := rbac.ClusterRoles().List(ctx, opt)
+		list := &rbacv1.ClusterRoleList{}
+		err := kc.List(ctx, kclient.Path("rbac.authorization.k8s.io", "v1", "", "clusterroles"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.cluster(ctx, "clusterrolebindings", func(ctx context.Context, opt metav1.ListOptions) (string, error) {
-		list, err := rbac.ClusterRoleBindings().List(ctx, opt)
+		list := &rbacv1.ClusterRoleBindingList{}
+		err := kc.List(ctx, kclient.Path("rbac.authorization.k8s.io", "v1", "", "clusterrolebindings"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "roles", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := rbac.Roles(ns).List(ctx, opt)
+		list := &rbacv1.RoleList{}
+		err := kc.List(ctx, kclient.Path("rbac.authorization.k8s.io", "v1", ns, "roles"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "rolebindings", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := rbac.RoleBindings(ns).List(ctx, opt)
+		list := &rbacv1.RoleBindingList{}
+		err := kc.List(ctx, kclient.Path("rbac.authorization.k8s.io", "v1", ns, "rolebindings"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	if o.RBACOnly {
 		return l.done(ctx, o)
 	}
 	l.cluster(ctx, "mutatingwebhookconfigurations", func(ctx context.Context, opt metav1.ListOptions) (string, error) {
-		list, err := adm.MutatingWebhookConfigurations().List(ctx, opt)
+		list := &admissionregistrationv1.MutatingWebhookConfigurationList{}
+		err := kc.List(ctx, kclient.Path("admissionregistration.k8s.io", "v1", "", "mutatingwebhookconfigurations"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.cluster(ctx, "validatingwebhookconfigurations", func(ctx context.Context, opt metav1.ListOptions) (string, error) {
-		list, err := adm.ValidatingWebhookConfigurations().List(ctx, opt)
+		list := &admissionregistrationv1.ValidatingWebhookConfigurationList{}
+		err := kc.List(ctx, kclient.Path("admissionregistration.k8s.io", "v1", "", "validatingwebhookconfigurations"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 
 	l.namespaced(ctx, "serviceaccounts", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := core.ServiceAccounts(ns).List(ctx, opt)
+		list := &corev1.ServiceAccountList{}
+		err := kc.List(ctx, kclient.Path("", "v1", ns, "serviceaccounts"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "secrets", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := core.Secrets(ns).List(ctx, opt)
+		list := &corev1.SecretList{}
+		err := kc.List(ctx, kclient.Path("", "v1", ns, "secrets"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "configmaps", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := core.ConfigMaps(ns).List(ctx, opt)
+		list := &corev1.ConfigMapList{}
+		err := kc.List(ctx, kclient.Path("", "v1", ns, "configmaps"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "pods", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := core.Pods(ns).List(ctx, opt)
+		list := &corev1.PodList{}
+		err := kc.List(ctx, kclient.Path("", "v1", ns, "pods"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "replicationcontrollers", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := core.ReplicationControllers(ns).List(ctx, opt)
+		list := &corev1.ReplicationControllerList{}
+		err := kc.List(ctx, kclient.Path("", "v1", ns, "replicationcontrollers"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "deployments", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := apps.Deployments(ns).List(ctx, opt)
+		list := &appsv1.DeploymentList{}
+		err := kc.List(ctx, kclient.Path("apps", "v1", ns, "deployments"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "replicasets", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := apps.ReplicaSets(ns).List(ctx, opt)
+		list := &appsv1.ReplicaSetList{}
+		err := kc.List(ctx, kclient.Path("apps", "v1", ns, "replicasets"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "statefulsets", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := apps.StatefulSets(ns).List(ctx, opt)
+		list := &appsv1.StatefulSetList{}
+		err := kc.List(ctx, kclient.Path("apps", "v1", ns, "statefulsets"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "daemonsets", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := apps.DaemonSets(ns).List(ctx, opt)
+		list := &appsv1.DaemonSetList{}
+		err := kc.List(ctx, kclient.Path("apps", "v1", ns, "daemonsets"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "jobs", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := batch.Jobs(ns).List(ctx, opt)
+		list := &batchv1.JobList{}
+		err := kc.List(ctx, kclient.Path("batch", "v1", ns, "jobs"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "cronjobs", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := batch.CronJobs(ns).List(ctx, opt)
+		list := &batchv1.CronJobList{}
+		err := kc.List(ctx, kclient.Path("batch", "v1", ns, "cronjobs"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 	l.namespaced(ctx, "ingresses", func(ctx context.Context, ns string, opt metav1.ListOptions) (string, error) {
-		list, err := netw.Ingresses(ns).List(ctx, opt)
+		list := &networkingv1.IngressList{}
+		err := kc.List(ctx, kclient.Path("networking.k8s.io", "v1", ns, "ingresses"), opt, list)
 		return addAll(l, list, err, func() (string, int) { return list.Continue, len(list.Items) }, func(i int) any { return &list.Items[i] })
 	})
 

@@ -4,11 +4,13 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/url"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/cofferhq/coffer/internal/k8s/kclient"
 )
 
 // RewriteOptions configure RewriteSecrets.
@@ -38,7 +40,7 @@ type RewriteResult struct {
 // under the current id is left as it is. A conflict means another writer
 // stored the Secret meanwhile, which re-encrypted it too. Failures are
 // counted and logged and the rest carry on; the error reports them.
-func RewriteSecrets(ctx context.Context, client corev1client.SecretsGetter, opts RewriteOptions) (RewriteResult, error) {
+func RewriteSecrets(ctx context.Context, client *kclient.Client, opts RewriteOptions) (RewriteResult, error) {
 	var res RewriteResult
 	logger := opts.Logger
 	if logger == nil {
@@ -47,10 +49,10 @@ func RewriteSecrets(ctx context.Context, client corev1client.SecretsGetter, opts
 	if opts.PageSize <= 0 {
 		opts.PageSize = 100
 	}
-	list := client.Secrets(opts.Namespace)
 	cont := ""
 	for {
-		page, err := list.List(ctx, metav1.ListOptions{Limit: opts.PageSize, Continue: cont})
+		page := &corev1.SecretList{}
+		err := client.List(ctx, kclient.Path("", "v1", opts.Namespace, "secrets"), metav1.ListOptions{Limit: opts.PageSize, Continue: cont}, page)
 		if apierrors.IsResourceExpired(err) {
 			// The continue token outlived etcd's compaction; carry on from
 			// the token the apiserver offers for an inconsistent list.
@@ -87,8 +89,9 @@ func RewriteSecrets(ctx context.Context, client corev1client.SecretsGetter, opts
 	return res, nil
 }
 
-func rewriteOne(ctx context.Context, client corev1client.SecretsGetter, s *corev1.Secret, res *RewriteResult, logger *slog.Logger) {
-	out, err := client.Secrets(s.Namespace).Update(ctx, s, metav1.UpdateOptions{FieldManager: "coffer-kms-rewrite"})
+func rewriteOne(ctx context.Context, client *kclient.Client, s *corev1.Secret, res *RewriteResult, logger *slog.Logger) {
+	out := &corev1.Secret{}
+	err := client.Update(ctx, kclient.Path("", "v1", s.Namespace, "secrets")+"/"+url.PathEscape(s.Name), "coffer-kms-rewrite", s, out)
 	switch {
 	case err == nil && out.ResourceVersion == s.ResourceVersion:
 		res.Current++
