@@ -46,7 +46,7 @@ func (e *Engine) dataRead(ctx context.Context, r *core.Request) (*core.Response,
 	l := e.lock(p)
 	l.RLock()
 	defer l.RUnlock()
-	m, _, err := e.loadMeta(ctx, p)
+	m, err := e.loadMetaShared(ctx, p) // read-only below
 	if err != nil {
 		return nil, err
 	}
@@ -305,7 +305,7 @@ func (e *Engine) subkeysRead(ctx context.Context, r *core.Request) (*core.Respon
 	l := e.lock(p)
 	l.RLock()
 	defer l.RUnlock()
-	m, _, err := e.loadMeta(ctx, p)
+	m, err := e.loadMetaShared(ctx, p) // read-only below
 	if err != nil {
 		return nil, err
 	}

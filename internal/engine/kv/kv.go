@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -62,6 +63,9 @@ type Engine struct {
 	cfg   *engineConfig
 
 	reads readTracker
+
+	// metas caches decoded metadata records for readers (loadMetaShared).
+	metas metaCache
 }
 
 var (
@@ -212,6 +216,77 @@ func (e *Engine) loadMeta(ctx context.Context, p string) (*keyMeta, []byte, erro
 		return nil, nil, fmt.Errorf("kv: %w", err)
 	}
 	return m, raw, nil
+}
+
+// loadMetaShared is loadMeta for readers that do not change the record:
+// the decoded record is shared between them and must be treated as
+// read-only. A record with many versions takes far longer to decode from
+// JSON than to fetch and decrypt, and a secret is read much more often
+// than written, so the decoded form is kept while the stored bytes stay
+// the same (checked on every read, so writes are seen at once).
+func (e *Engine) loadMetaShared(ctx context.Context, p string) (*keyMeta, error) {
+	raw, err := e.store.Get(ctx, metaKey(p))
+	if errors.Is(err, storage.ErrNotFound) {
+		e.metas.drop(p)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("kv: load metadata: %w", err)
+	}
+	if m := e.metas.get(p, raw); m != nil {
+		return m, nil
+	}
+	m, err := decodeKeyMeta(raw)
+	if err != nil {
+		return nil, fmt.Errorf("kv: %w", err)
+	}
+	e.metas.put(p, raw, m)
+	return m, nil
+}
+
+// metaCacheSize bounds metaCache; past it an arbitrary entry is dropped.
+const metaCacheSize = 4096
+
+// metaCache maps a path to its last decoded metadata record and the
+// stored bytes it was decoded from.
+type metaCache struct {
+	mu sync.Mutex
+	m  map[string]metaEntry
+}
+
+type metaEntry struct {
+	raw  []byte
+	meta *keyMeta
+}
+
+func (c *metaCache) get(p string, raw []byte) *keyMeta {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.m[p]; ok && bytes.Equal(e.raw, raw) {
+		return e.meta
+	}
+	return nil
+}
+
+func (c *metaCache) put(p string, raw []byte, m *keyMeta) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.m == nil {
+		c.m = make(map[string]metaEntry)
+	}
+	if _, ok := c.m[p]; !ok && len(c.m) >= metaCacheSize {
+		for k := range c.m {
+			delete(c.m, k)
+			break
+		}
+	}
+	c.m[p] = metaEntry{raw: bytes.Clone(raw), meta: m}
+}
+
+func (c *metaCache) drop(p string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.m, p)
 }
 
 // change says what a mutation does with the metadata record.

@@ -98,6 +98,14 @@ func (e *CofferError) code() codes.Code {
 // sent as is and zeroed afterwards, as is the raw answer once decoded
 // into out.
 func call(ctx context.Context, c *api.Client, op, path string, body []byte, out any) error {
+	return callBatch(ctx, c, op, path, body, out, nil)
+}
+
+// callBatch is call for a batch_input request: coffer answers a batch in
+// which some items failed with 400 (500 when it was at fault) and the
+// per-item results, which are decoded into out when perItem says out
+// holds them; any other failure is the whole request's.
+func callBatch(ctx context.Context, c *api.Client, op, path string, body []byte, out any, perItem func() bool) error {
 	defer clear(body)
 	status, raw, err := c.Raw(ctx, http.MethodPut, path, nil, body, nil)
 	defer clear(raw)
@@ -108,6 +116,10 @@ func call(ctx context.Context, c *api.Client, op, path string, body []byte, out 
 		return &CofferError{Op: op, Path: path, kind: kindUnavailable, Err: err}
 	}
 	if status >= 300 {
+		if perItem != nil && (status == http.StatusBadRequest || status == http.StatusInternalServerError) &&
+			json.Unmarshal(raw, out) == nil && perItem() {
+			return nil
+		}
 		var eb struct {
 			Errors []string `json:"errors"`
 		}
@@ -183,6 +195,146 @@ func transitDecrypt(ctx context.Context, c *api.Client, k keyName, ct []byte) ([
 		return nil, &CofferError{Op: "decrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse, Err: errors.New("no plaintext")}
 	}
 	return resp.Data.Plaintext, nil
+}
+
+// encrypted is one Encrypt caller's transit result.
+type encrypted struct {
+	ct      string // "vault:v<n>:..."
+	version int
+}
+
+// msgBatchInternal is what coffer puts in place of a batch item that
+// failed through coffer's own fault.
+const msgBatchInternal = "internal error; the server log has the details"
+
+// itemError is the error a single request would have given for what
+// coffer reported about one batch item.
+func itemError(op, path, msg string) error {
+	if msg == msgBatchInternal {
+		return &CofferError{Op: op, Path: path, Status: http.StatusInternalServerError, kind: kindUnavailable, Err: errors.New(msg)}
+	}
+	return &CofferError{Op: op, Path: path, Status: http.StatusBadRequest, kind: kindRejected, Err: errors.New(oneLine(msg))}
+}
+
+// failAll gives every item the same error.
+func failAll[T any](items []*batchItem[T], err error) {
+	for _, it := range items {
+		it.err = err
+	}
+}
+
+// transitEncryptItems encrypts every item's plaintext with the latest
+// version of transit key k: one plain request for one item, else one
+// batch_input request.
+func transitEncryptItems(ctx context.Context, c *api.Client, k keyName, items []*batchItem[encrypted]) {
+	if len(items) == 1 {
+		ct, v, err := transitEncrypt(ctx, c, k, items[0].in)
+		items[0].res, items[0].err = encrypted{ct, v}, err
+		return
+	}
+	path := k.mount + "/encrypt/" + k.name
+	size := len(`{"batch_input":[]}`)
+	for _, it := range items {
+		size += len(`{"plaintext":""},`) + base64.StdEncoding.EncodedLen(len(it.in))
+	}
+	body := make([]byte, 0, size)
+	body = append(body, `{"batch_input":[`...)
+	for i, it := range items {
+		if i > 0 {
+			body = append(body, ',')
+		}
+		body = append(body, `{"plaintext":"`...)
+		body = base64.StdEncoding.AppendEncode(body, it.in)
+		body = append(body, `"}`...)
+	}
+	body = append(body, `]}`...)
+	var resp struct {
+		Data struct {
+			BatchResults []struct {
+				Ciphertext string `json:"ciphertext"`
+				KeyVersion int    `json:"key_version"`
+				Error      string `json:"error"`
+			} `json:"batch_results"`
+		} `json:"data"`
+	}
+	perItem := func() bool { return len(resp.Data.BatchResults) == len(items) }
+	if err := callBatch(ctx, c, "encrypt", path, body, &resp, perItem); err != nil {
+		failAll(items, err)
+		return
+	}
+	if !perItem() {
+		failAll(items, &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse,
+			Err: fmt.Errorf("%d batch results for %d items", len(resp.Data.BatchResults), len(items))})
+		return
+	}
+	for i, r := range resp.Data.BatchResults {
+		it := items[i]
+		if r.Error != "" {
+			it.err = itemError("encrypt", path, r.Error)
+			continue
+		}
+		v, err := parseCiphertext([]byte(r.Ciphertext))
+		switch {
+		case err != nil:
+			it.err = &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse, Err: err}
+		case r.KeyVersion != 0 && r.KeyVersion != v:
+			it.err = &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse,
+				Err: fmt.Errorf("key_version %d but the ciphertext says v%d", r.KeyVersion, v)}
+		default:
+			it.res = encrypted{r.Ciphertext, v}
+		}
+	}
+}
+
+// transitDecryptItems opens every item's ciphertext with transit key k:
+// one plain request for one item, else one batch_input request.
+func transitDecryptItems(ctx context.Context, c *api.Client, k keyName, items []*batchItem[[]byte]) {
+	if len(items) == 1 {
+		items[0].res, items[0].err = transitDecrypt(ctx, c, k, items[0].in)
+		return
+	}
+	path := k.mount + "/decrypt/" + k.name
+	in := make([]map[string]string, len(items))
+	for i, it := range items {
+		in[i] = map[string]string{"ciphertext": string(it.in)}
+	}
+	body, err := json.Marshal(map[string]any{"batch_input": in})
+	if err != nil {
+		failAll(items, err)
+		return
+	}
+	var resp struct {
+		Data struct {
+			BatchResults []struct {
+				Plaintext []byte `json:"plaintext"` // base64 on the wire
+				Error     string `json:"error"`
+			} `json:"batch_results"`
+		} `json:"data"`
+	}
+	perItem := func() bool { return len(resp.Data.BatchResults) == len(items) }
+	err = callBatch(ctx, c, "decrypt", path, body, &resp, perItem)
+	if err == nil && !perItem() {
+		err = &CofferError{Op: "decrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse,
+			Err: fmt.Errorf("%d batch results for %d items", len(resp.Data.BatchResults), len(items))}
+	}
+	if err != nil {
+		for _, r := range resp.Data.BatchResults {
+			clear(r.Plaintext)
+		}
+		failAll(items, err)
+		return
+	}
+	for i, r := range resp.Data.BatchResults {
+		switch {
+		case r.Error != "":
+			clear(r.Plaintext)
+			items[i].err = itemError("decrypt", path, r.Error)
+		case len(r.Plaintext) == 0:
+			items[i].err = &CofferError{Op: "decrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse, Err: errors.New("no plaintext")}
+		default:
+			items[i].res = r.Plaintext
+		}
+	}
 }
 
 // oneLine flattens a server message for a log line or a healthz string.

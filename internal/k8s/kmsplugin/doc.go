@@ -20,6 +20,13 @@
 //	         ciphertext's (ErrBadCiphertext, ErrUnknownKeyID: InvalidArgument)
 //	         without asking coffer; otherwise transit/decrypt/<key>
 //
+// Concurrent Encrypt (or uncached Decrypt) calls are coalesced (group
+// commit, batch.go): a call that finds no request in flight is sent at
+// once as a plain request; calls arriving meanwhile go out together, up
+// to maxBatch, as one batch_input request when it returns. Each caller
+// gets its own item's result or error; a failure of the whole request is
+// every caller's, the error a plain request would give.
+//
 // Rotating the transit key changes the key id, so the apiserver takes a
 // new seed for new writes and treats objects under older ids as stale;
 // RewriteSecrets writes every Secret back so it is stored under the new

@@ -42,6 +42,13 @@ type fakeCoffer struct {
 	maxTTL    time.Duration // caps renewals from a token's creation; 0: none
 	loginTTL  time.Duration
 	calls     map[string]int
+	// gate, when set, holds every transit request until it receives from
+	// gate (or the request is cancelled): a request waiting there is in
+	// flight.
+	gate chan struct{}
+	// sizes has one entry per transit request: 0 for a plain request,
+	// else the number of batch_input items.
+	sizes []int
 }
 
 type fakeToken struct {
@@ -98,6 +105,13 @@ func (f *fakeCoffer) count(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.calls[name]
+}
+
+// transitSizes returns the sizes of the transit requests seen (0: plain).
+func (f *fakeCoffer) transitSizes() []int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]int(nil), f.sizes...)
 }
 
 // encryptDirect makes a ciphertext with the latest version without the
@@ -220,32 +234,72 @@ func (f *fakeCoffer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		<-r.Context().Done()
 		return
 	}
+	f.mu.Lock()
+	gate := f.gate
+	f.mu.Unlock()
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-r.Context().Done():
+			return
+		}
+	}
 	op, key, ok := strings.Cut(strings.TrimPrefix(path, f.mount+"/"), "/")
 	if !ok || key != f.key {
 		writeErr(w, http.StatusBadRequest, "encryption key not found")
 		return
 	}
+	list, batch := body["batch_input"].([]any)
+	f.mu.Lock()
+	f.sizes = append(f.sizes, len(list))
+	f.mu.Unlock()
+	if !batch {
+		res, err := f.transit(op, body)
+		if err != nil {
+			writeErr(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		writeJSON(w, 200, map[string]any{"data": res})
+		return
+	}
+	// As coffer and Vault: results in order, an error in place of each
+	// failed item's result, 400 when any failed.
+	out := make([]map[string]any, len(list))
+	code := 200
+	for i, x := range list {
+		item, _ := x.(map[string]any)
+		res, err := f.transit(op, item)
+		if err != nil {
+			res, code = map[string]any{"error": err.Error()}, http.StatusBadRequest
+		}
+		res["reference"] = ""
+		out[i] = res
+	}
+	writeJSON(w, code, map[string]any{"data": map[string]any{"batch_results": out}})
+}
+
+// transit runs one encrypt or decrypt item.
+func (f *fakeCoffer) transit(op string, item map[string]any) (map[string]any, error) {
+	str := func(k string) string { s, _ := item[k].(string); return s }
 	switch op {
 	case "encrypt":
 		pt, err := base64.StdEncoding.DecodeString(str("plaintext"))
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, "failed to base64-decode plaintext")
-			return
+			return nil, errors.New("failed to base64-decode plaintext")
 		}
 		f.mu.Lock()
 		v := len(f.versions)
 		ct := f.seal(v, pt)
 		f.mu.Unlock()
-		writeJSON(w, 200, map[string]any{"data": map[string]any{"ciphertext": ct, "key_version": v}})
+		return map[string]any{"ciphertext": ct, "key_version": v}, nil
 	case "decrypt":
 		pt, err := f.open(str("ciphertext"))
 		if err != nil {
-			writeErr(w, http.StatusBadRequest, err.Error())
-			return
+			return nil, err
 		}
-		writeJSON(w, 200, map[string]any{"data": map[string]any{"plaintext": base64.StdEncoding.EncodeToString(pt)}})
+		return map[string]any{"plaintext": base64.StdEncoding.EncodeToString(pt)}, nil
 	default:
-		writeErr(w, http.StatusNotFound, "unsupported path")
+		return nil, errors.New("unsupported path")
 	}
 }
 

@@ -25,6 +25,7 @@ type metrics struct {
 	tokenExpires prometheus.Gauge
 	healthy      prometheus.Gauge
 	keyVersion   prometheus.Gauge
+	batchSize    *prometheus.HistogramVec
 }
 
 func newMetrics(cacheLen func() int) *metrics {
@@ -58,8 +59,12 @@ func newMetrics(cacheLen func() int) *metrics {
 		keyVersion: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "coffer_kms_key_version", Help: "Latest transit key version seen (part of the reported key id).",
 		}),
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "coffer_kms_coffer_batch_size", Help: "Encrypt or Decrypt calls sent to coffer in one transit request, by operation.",
+			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
+		}, []string{"operation"}),
 	}
-	m.reg.MustRegister(m.requests, m.latency, m.cacheHits, m.cacheMisses, m.cofferErrors, m.tokenEvents,
+	m.reg.MustRegister(m.batchSize, m.requests, m.latency, m.cacheHits, m.cacheMisses, m.cofferErrors, m.tokenEvents,
 		m.tokenExpires, m.healthy, m.keyVersion,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "coffer_kms_dek_cache_entries", Help: "Data keys held in the cache.",
@@ -80,6 +85,14 @@ func (m *metrics) request(method string, start time.Time, err error) {
 	outcome := status.Code(err).String()
 	m.requests.WithLabelValues(method, outcome).Inc()
 	m.latency.WithLabelValues(method, outcome).Observe(time.Since(start).Seconds())
+}
+
+// batch records the size of one transit encrypt or decrypt request.
+func (m *metrics) batch(op string, n int) {
+	if m == nil {
+		return
+	}
+	m.batchSize.WithLabelValues(op).Observe(float64(n))
 }
 
 func (m *metrics) cache(hit bool) {

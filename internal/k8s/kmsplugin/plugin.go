@@ -139,6 +139,10 @@ type Plugin struct {
 
 	// probeMu serialises round trips, so concurrent Status calls share one.
 	probeMu sync.Mutex
+
+	// encrypter and decrypter coalesce concurrent calls to coffer.
+	encrypter *coalescer[encrypted]
+	decrypter *coalescer[[]byte]
 }
 
 var _ service.Service = (*Plugin)(nil)
@@ -162,6 +166,31 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	p.metrics = newMetrics(p.cache.len)
 	p.tokens = newTokenManager(cfg.Client, cfg.Auth, cfg.Timeout, cfg.TokenPoll, cfg.Logger.With("subsystem", "token"), p.metrics)
+	p.encrypter = &coalescer[encrypted]{
+		op: "encrypt", path: p.key.mount + "/encrypt/" + p.key.name, timeout: cfg.Timeout,
+		send: func(ctx context.Context, items []*batchItem[encrypted]) {
+			c, err := p.client()
+			if err != nil {
+				failAll(items, err)
+				return
+			}
+			transitEncryptItems(ctx, c, p.key, items)
+		},
+		observe: func(n int) { p.metrics.batch("encrypt", n) },
+	}
+	p.decrypter = &coalescer[[]byte]{
+		op: "decrypt", path: p.key.mount + "/decrypt/" + p.key.name, timeout: cfg.Timeout,
+		send: func(ctx context.Context, items []*batchItem[[]byte]) {
+			c, err := p.client()
+			if err != nil {
+				failAll(items, err)
+				return
+			}
+			transitDecryptItems(ctx, c, p.key, items)
+		},
+		discard: func(dek []byte) { clear(dek) },
+		observe: func(n int) { p.metrics.batch("decrypt", n) },
+	}
 	return p, nil
 }
 
@@ -203,16 +232,16 @@ func (p *Plugin) encrypt(ctx context.Context, uid string, plaintext []byte) (*se
 	if len(plaintext) == 0 || len(plaintext) > maxPlaintext {
 		return nil, status.Errorf(codes.InvalidArgument, "kms-plugin: plaintext is %d bytes, want 1 to %d", len(plaintext), maxPlaintext)
 	}
-	c, err := p.client()
-	if err != nil {
+	if _, err := p.client(); err != nil {
 		return nil, p.failed(uid, "encrypt", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	ct, v, err := transitEncrypt(ctx, c, p.key, plaintext)
+	r, err := p.encrypter.do(ctx, plaintext)
 	if err != nil {
 		return nil, p.failed(uid, "encrypt", err)
 	}
+	ct, v := r.ct, r.version
 	p.sawVersion(v)
 	ctb := []byte(ct)
 	p.cache.put(ctb, plaintext)
@@ -250,13 +279,12 @@ func (p *Plugin) decrypt(ctx context.Context, uid string, req *service.DecryptRe
 		return dek, nil
 	}
 	p.metrics.cache(false)
-	c, err := p.client()
-	if err != nil {
+	if _, err := p.client(); err != nil {
 		return nil, p.failed(uid, "decrypt", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	dek, err := transitDecrypt(ctx, c, p.key, req.Ciphertext)
+	dek, err := p.decrypter.do(ctx, req.Ciphertext)
 	if err != nil {
 		return nil, p.failed(uid, "decrypt", err)
 	}
