@@ -84,21 +84,7 @@ func (hs *hasher) appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(dst, ']'), nil
 	case map[string]string:
-		keys := make([]string, 0, len(x))
-		for k := range x {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = hs.appendHashed(dst, x[k])
-		}
-		return append(dst, '}'), nil
+		return appendStringMap(dst, x, hs.appendHashed), nil
 	case []string:
 		if x == nil {
 			return append(dst, "null"...), nil
@@ -312,21 +298,7 @@ func appendAuth(dst []byte, a *Auth) []byte {
 	}
 	if len(a.Metadata) > 0 {
 		name("metadata")
-		keys := make([]string, 0, len(a.Metadata))
-		for k := range a.Metadata {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		dst = append(dst, '{')
-		for i, k := range keys {
-			if i > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendString(dst, k)
-			dst = append(dst, ':')
-			dst = appendString(dst, a.Metadata[k])
-		}
-		dst = append(dst, '}')
+		dst = appendStringMap(dst, a.Metadata, appendString)
 	}
 	str("entity_id", a.EntityID)
 	str("token_type", a.TokenType)
@@ -346,4 +318,24 @@ func appendStrings(dst []byte, l []string) []byte {
 		dst = appendString(dst, s)
 	}
 	return append(dst, ']')
+}
+
+// appendStringMap appends m as a JSON object with sorted keys, each value
+// written by value (quoted as is, or HMAC'd).
+func appendStringMap(dst []byte, m map[string]string, value func([]byte, string) []byte) []byte {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	dst = append(dst, '{')
+	for i, k := range keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendString(dst, k)
+		dst = append(dst, ':')
+		dst = value(dst, m[k])
+	}
+	return append(dst, '}')
 }
