@@ -312,21 +312,11 @@ func (s *sink) writeLines(ctx context.Context, deadline time.Time, lines []byte,
 	return nil
 }
 
-// write writes one line and, when the device took it, advances the head.
+// write writes one line (a checkpoint) and, when the device took it,
+// advances the head.
 func (s *sink) write(ctx context.Context, deadline time.Time, line []byte) error {
-	wctx, cancel := context.WithDeadline(ctx, deadline)
-	err := s.dev.Write(wctx, line)
-	cancel()
-	if err != nil {
-		return err
-	}
-	s.counters.written.Add(1)
-	seq := s.Head().Seq + 1
-	h := lineHash(line[:len(line)-1])
-	s.headMu.Lock()
-	s.head = Head{Seq: seq, Hash: h}
-	s.headMu.Unlock()
-	return nil
+	head := s.Head()
+	return s.writeLines(ctx, deadline, line, 1, Head{Seq: head.Seq + 1, Hash: lineHash(line[:len(line)-1])})
 }
 
 // checkpoint writes a signed checkpoint over the current head. A failed

@@ -178,12 +178,7 @@ func newKVGetCmd(e *env) *cobra.Command {
 				if !ok {
 					return fmt.Errorf("field %q not present in secret", field)
 				}
-				if s, ok := v.(string); ok {
-					fmt.Fprintln(e.stdout, s)
-					return nil
-				}
-				b, _ := json.Marshal(v)
-				fmt.Fprintln(e.stdout, string(b))
+				e.printValue(v)
 				return nil
 			}
 			if e.outFormat() != "table" {

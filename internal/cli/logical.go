@@ -135,12 +135,7 @@ func (e *env) printSecret(s *api.Secret, field string) error {
 		if !ok {
 			return fmt.Errorf("field %q not present in the response", field)
 		}
-		if str, ok := v.(string); ok {
-			fmt.Fprintln(e.stdout, str)
-			return nil
-		}
-		b, _ := json.Marshal(v)
-		fmt.Fprintln(e.stdout, string(b))
+		e.printValue(v)
 		return nil
 	}
 	if e.outFormat() != "table" {
@@ -162,4 +157,15 @@ func (e *env) printSecret(s *api.Secret, field string) error {
 	}
 	rows = append(rows, rowsOf(s.Data)...)
 	return writeTable(e.stdout, rows)
+}
+
+// printValue prints one field's value for -field: a string as it is,
+// anything else as JSON.
+func (e *env) printValue(v any) {
+	if str, ok := v.(string); ok {
+		fmt.Fprintln(e.stdout, str)
+		return
+	}
+	b, _ := json.Marshal(v)
+	fmt.Fprintln(e.stdout, string(b))
 }
