@@ -227,15 +227,27 @@ func (b *Broker) HashString(path, v string) (string, bool) {
 // device accepted the record; the caller must then fail the request.
 // With no devices enabled it does nothing and succeeds.
 func (b *Broker) LogRequest(ctx context.Context, e *Entry) error {
-	return b.logEntry(ctx, TypeRequest, e)
+	return b.logEntries(ctx, e, nil)
 }
 
 // LogResponse writes a response entry (Type "response"); see LogRequest.
 func (b *Broker) LogResponse(ctx context.Context, e *Entry) error {
-	return b.logEntry(ctx, TypeResponse, e)
+	return b.logEntries(ctx, nil, e)
 }
 
-func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
+// LogPair writes a request's request entry and its response entry as two
+// consecutive records in one write to each device: for requests that
+// change nothing (reads), whose request entry need not reach the log
+// before the handler runs, since a failed write still fails the request
+// before it returns anything. It fails as LogRequest does. When req and
+// resp share one *Auth, its token and accessor are HMAC'd once.
+func (b *Broker) LogPair(ctx context.Context, req, resp *Entry) error {
+	return b.logEntries(ctx, req, resp)
+}
+
+// logEntries writes req (as a request entry) and resp (as a response
+// entry), either of which may be nil, to every device.
+func (b *Broker) logEntries(ctx context.Context, req, resp *Entry) error {
 	var buf [4]*sink
 	b.mu.RLock()
 	closed := b.closed
@@ -250,26 +262,40 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 	if len(sinks) == 0 {
 		return nil
 	}
-	ent := *e
-	ent.Type = typ
-	if ent.Time.IsZero() {
-		ent.Time = b.now()
+	var ents [2]*Entry
+	var entBuf [2]Entry
+	n := 0
+	for i, e := range [2]*Entry{req, resp} {
+		if e == nil {
+			continue
+		}
+		entBuf[n] = *e
+		entBuf[n].Type = [2]string{TypeRequest, TypeResponse}[i]
+		if entBuf[n].Time.IsZero() {
+			entBuf[n].Time = b.now()
+		}
+		ents[n] = &entBuf[n]
+		n++
+	}
+	if n == 0 {
+		return nil
 	}
 	start := time.Now()
 	var opBuf [4]*op
 	ops := opBuf[:0]
 	var errs []error
 	for _, s := range sinks {
-		body, err := s.render(&ent)
+		var bodyBuf [2][]byte
+		bodies, err := s.render(bodyBuf[:0], ents[:n])
 		if err == nil && s.inline {
-			err = s.writeInline(ctx, body, start.Add(s.timeout))
+			err = s.writeInline(ctx, bodies, start.Add(s.timeout))
 			if err == nil {
 				ops = append(ops, inlineWritten)
 				continue
 			}
 		} else if err == nil {
 			var o *op
-			if o, err = s.submit(ctx, body, start.Add(s.timeout)); err == nil {
+			if o, err = s.submit(ctx, bodies, start.Add(s.timeout)); err == nil {
 				ops = append(ops, o)
 				continue
 			}
@@ -282,7 +308,7 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 	ok := 0
 	for i, o := range ops {
 		if o == nil {
-			sinks[i].counters.failed.Add(1)
+			sinks[i].counters.failed.Add(uint64(n))
 			continue
 		}
 		if o == inlineWritten {
@@ -290,7 +316,7 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 			continue
 		}
 		if err := sinks[i].wait(ctx, o); err != nil {
-			sinks[i].counters.failed.Add(1)
+			sinks[i].counters.failed.Add(uint64(n))
 			errs = append(errs, err)
 			continue
 		}
@@ -300,7 +326,7 @@ func (b *Broker) logEntry(ctx context.Context, typ string, e *Entry) error {
 		return fmt.Errorf("%w: %w", ErrFailed, errors.Join(errs...))
 	}
 	for _, err := range errs {
-		b.log.Warn("audit device failed; the record went to the others", "type", typ, "error", err)
+		b.log.Warn("audit device failed; the record went to the others", "type", ents[n-1].Type, "error", err)
 	}
 	return nil
 }

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -370,6 +372,12 @@ func TestConcurrentLogging(t *testing.T) {
 		wg.Go(func() {
 			for i := range 100 {
 				req, resp := kvRead(i, fmt.Sprint("pw", g, i))
+				if g%2 == 1 { // half of them as a read's pair
+					if err := b.LogPair(t.Context(), req, resp); err != nil {
+						t.Error(err)
+					}
+					continue
+				}
 				if err := b.LogRequest(t.Context(), req); err != nil {
 					t.Error(err)
 				}
@@ -390,4 +398,95 @@ func TestConcurrentLogging(t *testing.T) {
 	if rep := mustVerify(t, files...); rep.Records != 1600+1600/50 {
 		t.Fatalf("c: %d records", rep.Records)
 	}
+}
+
+// countingDevice wraps a device and counts its Write calls; inline says
+// whether it lets callers write (as a regular file does) or queues.
+type countingDevice struct {
+	Device
+	inline bool
+	mu     sync.Mutex
+	writes []int // lines per write
+}
+
+func (d *countingDevice) Inline() bool { return d.inline }
+func (d *countingDevice) Write(ctx context.Context, p []byte) error {
+	if err := d.Device.Write(ctx, p); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.writes = append(d.writes, bytes.Count(p, []byte{'\n'}))
+	return nil
+}
+
+// TestLogPair: a request and its response go to each device in one
+// write, as two consecutive records (request first) that share the
+// HMAC of the caller's token; the chain verifies; a device that fails
+// fails both records.
+func TestLogPair(t *testing.T) {
+	t.Parallel()
+	for _, inline := range []bool{true, false} {
+		t.Run(fmt.Sprint("inline=", inline), func(t *testing.T) {
+			t.Parallel()
+			path := tempLog(t)
+			dev := &countingDevice{Device: newFileDevice(t, path), inline: inline}
+			b := newBroker(t, BrokerOptions{CheckpointEvery: 1000, CheckpointInterval: time.Hour})
+			enable(t, b, "file/", dev)
+			for i := range 10 {
+				req, resp := kvRead(i, fmt.Sprint("pw", i))
+				if err := b.LogPair(t.Context(), req, resp); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dev.mu.Lock()
+			writes := slices.Clone(dev.writes)
+			dev.mu.Unlock()
+			if len(writes) != 10 || slices.ContainsFunc(writes, func(n int) bool { return n != 2 }) {
+				t.Fatalf("lines per write = %v, want ten writes of 2", writes)
+			}
+			lines := readLines(t, path)
+			for i := 0; i < len(lines); i += 2 {
+				var q, p struct {
+					Seq  uint64
+					Type string
+					Auth struct {
+						ClientToken string `json:"client_token"`
+						Accessor    string
+					}
+					Response *struct{ Data map[string]any }
+				}
+				if json.Unmarshal(lines[i], &q) != nil || json.Unmarshal(lines[i+1], &p) != nil {
+					t.Fatalf("lines %d-%d are not JSON", i, i+1)
+				}
+				tok := HashString(testHMACKey, "hvs.CAESIJ3x9k"+fmt.Sprint("pw", i/2))
+				if q.Type != TypeRequest || p.Type != TypeResponse || p.Seq != q.Seq+1 || p.Response == nil {
+					t.Fatalf("pair %d: %+v then %+v", i/2, q, p)
+				}
+				if q.Auth.ClientToken != tok || p.Auth.ClientToken != tok || q.Auth.Accessor != p.Auth.Accessor || q.Auth.Accessor == "" {
+					t.Fatalf("pair %d: auth %+v / %+v, want client_token %s in both", i/2, q.Auth, p.Auth, tok)
+				}
+			}
+			b.Close()
+			if rep := mustVerify(t, path); rep.Records != 21 {
+				t.Fatalf("verified %d records, want 20 and a checkpoint", rep.Records)
+			}
+		})
+	}
+	t.Run("fails closed", func(t *testing.T) {
+		t.Parallel()
+		if _, err := os.Stat("/dev/full"); err != nil {
+			t.Skip("no /dev/full on this system")
+		}
+		b := newBroker(t, BrokerOptions{})
+		enable(t, b, "full/", newFileDevice(t, "/dev/full"))
+		req, resp := kvRead(0, "pw")
+		if err := b.LogPair(t.Context(), req, resp); !errors.Is(err, ErrFailed) {
+			t.Fatalf("LogPair = %v, want ErrFailed", err)
+		}
+		d := b.List()[0]
+		if d.Counters.Failed() != 2 || d.Counters.Written() != 0 || d.Head.Seq != 0 {
+			t.Fatalf("failed %d written %d head %d; want 2, 0, 0", d.Counters.Failed(), d.Counters.Written(), d.Head.Seq)
+		}
+	})
 }

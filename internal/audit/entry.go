@@ -134,7 +134,13 @@ var errTooDeep = errors.New("data nested too deeply")
 // hasher HMACs the strings of one record under one device's key.
 type hasher struct {
 	h hash.Hash
+	// The last Auth HMAC'd and its result: a request's auth appears in
+	// both its entries. Cleared (forget) before the hasher is pooled, so
+	// no token outlives the records it was rendered for.
+	lastIn, lastOut *Auth
 }
+
+func (hs *hasher) forget() { hs.lastIn, hs.lastOut = nil, nil }
 
 func (hs *hasher) str(v string) string { return hashWith(hs.h, v) }
 
@@ -150,9 +156,13 @@ func (hs *hasher) auth(a *Auth) *Auth {
 	if a == nil {
 		return nil
 	}
+	if a == hs.lastIn {
+		return hs.lastOut
+	}
 	c := *a
 	c.ClientToken = hs.token(a.ClientToken)
 	c.Accessor = hs.token(a.Accessor)
+	hs.lastIn, hs.lastOut = a, &c
 	return &c
 }
 

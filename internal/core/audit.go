@@ -145,29 +145,27 @@ func (c *Core) auditRequest(req *Request) *audit.Request {
 	return ar
 }
 
-// logRequest writes the request entry; errText is set for requests
-// refused before their handler ran.
-func (c *Core) logRequest(ctx context.Context, req *Request, errText string) error {
-	if !c.auditing() {
-		return nil
-	}
-	e := &audit.Entry{Auth: c.auditAuth(req.Auth, req.Token), Request: c.auditRequest(req), Error: errText}
-	if err := c.audit.LogRequest(ctx, e); err != nil {
-		if auditExempt(req) {
-			c.logger.Error("audit request failed; allowed because it changes the audit devices", "request_id", req.ID, "path", req.Path, "error", err)
-			return nil
-		}
-		c.logger.Error("audit request failed: failing closed", "request_id", req.ID, "path", req.Path, "error", err)
-		return ErrAuditFailed
-	}
-	return nil
+// auditRecord is what a request's audit entries share: its request entry,
+// once built (the response entry repeats its auth and request parts).
+type auditRecord struct {
+	req *audit.Entry
 }
 
-func (c *Core) logResponse(ctx context.Context, req *Request, resp *Response, herr error) error {
-	if !c.auditing() {
-		return nil
+// requestEntry builds (once) the request entry, stamped now; errText is
+// set for requests refused before their handler ran.
+func (c *Core) requestEntry(rec *auditRecord, req *Request, errText string) *audit.Entry {
+	if rec.req == nil {
+		rec.req = &audit.Entry{Time: c.now(), Auth: c.auditAuth(req.Auth, req.Token), Request: c.auditRequest(req)}
 	}
-	e := &audit.Entry{Auth: c.auditAuth(req.Auth, req.Token), Request: c.auditRequest(req)}
+	rec.req.Error = errText
+	return rec.req
+}
+
+func (c *Core) responseEntry(rec *auditRecord, req *Request, resp *Response, herr error) *audit.Entry {
+	if rec.req == nil {
+		c.requestEntry(rec, req, "")
+	}
+	e := &audit.Entry{Auth: rec.req.Auth, Request: rec.req.Request}
 	if herr != nil {
 		e.Error = herr.Error()
 	}
@@ -182,15 +180,43 @@ func (c *Core) logResponse(ctx context.Context, req *Request, resp *Response, he
 		}
 		e.Response = ar
 	}
-	if err := c.audit.LogResponse(ctx, e); err != nil {
-		if auditExempt(req) {
-			c.logger.Error("audit response failed; allowed because it changes the audit devices", "request_id", req.ID, "path", req.Path, "error", err)
-			return nil
-		}
-		c.logger.Error("audit response failed: failing closed", "request_id", req.ID, "path", req.Path, "error", err)
-		return ErrAuditFailed
+	return e
+}
+
+// logRequest writes the request entry before the handler runs; errText
+// is set for requests refused before their handler ran.
+func (c *Core) logRequest(ctx context.Context, rec *auditRecord, req *Request, errText string) error {
+	if !c.auditing() {
+		return nil
 	}
-	return nil
+	return c.auditResult(req, "request", c.audit.LogRequest(ctx, c.requestEntry(rec, req, errText)))
+}
+
+// logResponse writes the response entry, preceded by the request entry
+// when that was deferred (pair): see Route.AuditFirst.
+func (c *Core) logResponse(ctx context.Context, rec *auditRecord, req *Request, resp *Response, herr error, pair bool) error {
+	if !c.auditing() {
+		return nil
+	}
+	e := c.responseEntry(rec, req, resp, herr)
+	if pair {
+		return c.auditResult(req, "response", c.audit.LogPair(ctx, rec.req, e))
+	}
+	return c.auditResult(req, "response", c.audit.LogResponse(ctx, e))
+}
+
+// auditResult turns a failed audit write into the request's failure
+// (closed), but for changes to the audit devices themselves.
+func (c *Core) auditResult(req *Request, what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if auditExempt(req) {
+		c.logger.Error("audit "+what+" failed; allowed because it changes the audit devices", "request_id", req.ID, "path", req.Path, "error", err)
+		return nil
+	}
+	c.logger.Error("audit "+what+" failed: failing closed", "request_id", req.ID, "path", req.Path, "error", err)
+	return ErrAuditFailed
 }
 
 // --- sys/audit routes ---

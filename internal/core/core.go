@@ -215,15 +215,25 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 		// As Vault: a list is authorised on the folder path, with its slash.
 		aclPath += "/"
 	}
+	var rec auditRecord
 	if !rt.Unauthenticated {
 		if !acl.allowed(aclPath, op) || (rt.Sudo && !acl.allowed(aclPath, "sudo")) {
-			if err := c.logRequest(ctx, req, "permission denied"); err != nil {
+			if err := c.logRequest(ctx, &rec, req, "permission denied"); err != nil {
 				return nil, err
 			}
 			return nil, ErrACLDenied
 		}
 	}
-	if err := c.logRequest(ctx, req, ""); err != nil {
+	// A read's request entry goes out with its response entry, in one
+	// write: nothing changed in between that the log must have seen
+	// first, and a failed write still fails the request before it
+	// answers. Every other operation is logged before its handler runs.
+	pair := (op == OpRead || op == OpList) && !rt.AuditFirst
+	if pair {
+		if c.auditing() {
+			c.requestEntry(&rec, req, "")
+		}
+	} else if err := c.logRequest(ctx, &rec, req, ""); err != nil {
 		return nil, err
 	}
 	if req.Path == "sys/seal" {
@@ -236,7 +246,7 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 		err = c.mintLogin(ctx, req, resp)
 	}
 	if err != nil {
-		if aerr := c.logResponse(ctx, req, nil, err); aerr != nil {
+		if aerr := c.logResponse(ctx, &rec, req, nil, err, pair); aerr != nil {
 			return nil, aerr
 		}
 		return nil, err
@@ -244,7 +254,7 @@ func (c *Core) Handle(ctx context.Context, req *Request) (*Response, error) {
 	if op == OpList && acl != nil && resp != nil {
 		filterListKeys(resp, req.Path, acl)
 	}
-	if aerr := c.logResponse(ctx, req, resp, nil); aerr != nil {
+	if aerr := c.logResponse(ctx, &rec, req, resp, nil, pair); aerr != nil {
 		return nil, aerr
 	}
 	if req.Auth != nil && req.Auth.numUsesLeft != nil {

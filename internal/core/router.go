@@ -25,6 +25,13 @@ type Route struct {
 	Unauthenticated bool
 	// Sudo routes need the sudo capability besides the operation's own.
 	Sudo bool
+	// AuditFirst makes reads and lists write their request entry to the
+	// audit log before the handler runs, as every other operation does.
+	// Without it a read's request entry is written with its response
+	// entry, after the handler. Set it on reads that create something
+	// (dynamic credentials, issued certificates), so that a crash in the
+	// handler cannot leave the creation unlogged.
+	AuditFirst bool
 }
 
 // router matches a path relative to a mount against a list of routes.

@@ -49,6 +49,8 @@ func TestAuditTrail(t *testing.T) {
 	}
 	types := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(string(raw)))
+	var prev map[string]any
+	reads := 0
 	for sc.Scan() {
 		var rec map[string]any
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
@@ -61,6 +63,20 @@ func TestAuditTrail(t *testing.T) {
 				t.Errorf("request entry lacks the mount type: %v", req)
 			}
 		}
+		// A read's two entries are written together: the request entry
+		// right before its response entry, stamped no later.
+		if rec["type"] == "response" && rec["request"].(map[string]any)["operation"] == "read" {
+			reads++
+			id := rec["request"].(map[string]any)["id"]
+			if prev == nil || prev["type"] != "request" || prev["request"].(map[string]any)["id"] != id ||
+				prev["time"].(string) > rec["time"].(string) {
+				t.Errorf("read response %v not directly after its request entry (previous line %v)", id, prev)
+			}
+		}
+		prev = rec
+	}
+	if reads == 0 {
+		t.Error("no read in the log")
 	}
 	if types["request"] < 3 || types["response"] < 3 {
 		t.Fatalf("entry types: %v", types)
@@ -102,14 +118,19 @@ func TestAuditFailsClosed(t *testing.T) {
 	if status != 500 || strings.Contains(body, "closed-s3cret") || !strings.Contains(body, "no enabled audit device accepted") {
 		t.Fatalf("read with a failing audit device: %d %s", status, body)
 	}
+	// a write is refused before its handler runs: nothing is stored
+	status, body = rawDo(t, "PUT", p.Addr+"/v1/secret/data/app/db", "root", `{"data":{"password":"unlogged"}}`, nil)
+	if status != 500 || !strings.Contains(body, "no enabled audit device accepted") {
+		t.Fatalf("write with a failing audit device: %d %s", status, body)
+	}
 	// a second, working device lets requests through again
 	logFile := filepath.Join(t.TempDir(), "ok.log")
 	if status, body := rawDo(t, "PUT", p.Addr+"/v1/sys/audit/ok", "root", `{"type":"file","options":{"file_path":"`+logFile+`"}}`, nil); status != 204 {
 		t.Fatalf("enable second device: %d %s", status, body)
 	}
 	status, body = rawDo(t, "GET", p.Addr+"/v1/secret/data/app/db", "root", "", nil)
-	if status != 200 || !strings.Contains(body, "closed-s3cret") {
-		t.Fatalf("read with one working device: %d %s", status, body)
+	if status != 200 || !strings.Contains(body, "closed-s3cret") || !strings.Contains(body, `"version":1`) {
+		t.Fatalf("read with one working device (the refused write must not have landed): %d %s", status, body)
 	}
 	// bad device configs are refused and not enabled
 	for _, bad := range []string{`{"type":"nope"}`, `{"type":"file","options":{"file_path":"/nonexistent/dir/x.log"}}`, `{"type":"file","options":{"bogus":"1"}}`} {
