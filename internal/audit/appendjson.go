@@ -2,30 +2,17 @@ package audit
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"unicode/utf8"
 )
 
-// data renders v, HMAC'd, as JSON: nil for an absent value (the field is
-// then left out), else what json.Marshal of hs.value(v) would give, but
-// written directly: the common shapes (maps, slices, strings, numbers)
-// are appended without building a copy or going through reflection, which
-// keeps auditing cheap on the request path.
-func (hs *hasher) data(v any) (json.RawMessage, error) {
-	if v == nil {
-		return nil, nil
-	}
-	b, err := hs.appendValue(make([]byte, 0, 512), v, 0)
-	if err != nil {
-		return nil, err
-	}
-	if string(b) == "null" {
-		return nil, nil
-	}
-	return b, nil
-}
-
+// appendValue appends v with every string leaf HMAC'd, as JSON: what
+// json.Marshal of hs.value(v) would give, but written directly: the
+// common shapes (maps, slices, strings, numbers) are appended without
+// building a copy or going through reflection, which keeps auditing cheap
+// on the request path. On error it returns nil.
 func (hs *hasher) appendValue(dst []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
@@ -57,7 +44,8 @@ func (hs *hasher) appendValue(dst []byte, v any, depth int) ([]byte, error) {
 		}
 		return append(dst, x...), nil
 	case map[string]any:
-		keys := sortedKeys(x)
+		var buf [16]string
+		keys := sortedKeys(buf[:0], x)
 		dst = append(dst, '{')
 		for i, k := range keys {
 			if i > 0 {
@@ -117,8 +105,9 @@ type jsonError string
 
 func (e jsonError) Error() string { return string(e) }
 
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
+// sortedKeys returns m's keys in order, in buf when it has room.
+func sortedKeys(buf []string, m map[string]any) []string {
+	keys := buf[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
@@ -129,7 +118,7 @@ func sortedKeys(m map[string]any) []string {
 // appendHashed appends the quoted HMAC of v (plain ASCII, no escaping).
 func (hs *hasher) appendHashed(dst []byte, v string) []byte {
 	dst = append(dst, '"')
-	dst = append(dst, hs.str(v)...)
+	dst = hs.appendHMAC(dst, v)
 	return append(dst, '"')
 }
 
@@ -188,86 +177,143 @@ func appendString(dst []byte, s string) []byte {
 	return append(dst, '"')
 }
 
-// appendWire appends w as encoding/json would marshal it (HTML escaping
-// off), field by field, without reflection.
-func appendWire(dst []byte, w *wireEntry) []byte {
-	dst = append(dst, `{"time":`...)
-	dst = appendString(dst, w.Time)
-	dst = append(dst, `,"type":`...)
-	dst = appendString(dst, w.Type)
-	if w.Auth != nil {
+// entryWriter renders the entries of one write into one buffer. A
+// request's response entry repeats its request entry's auth and request
+// objects: when an entry shares the *Auth or *Request of the one written
+// before it, their bytes are copied instead of rendered (and HMAC'd)
+// again.
+type entryWriter struct {
+	hs *hasher
+	// The previous entry's auth and request, and where their objects are
+	// in the buffer.
+	auth          *Auth
+	req           *Request
+	authAt, reqAt [2]int
+}
+
+// appendEntry appends e's record body: a JSON object without the chain
+// fields, as encoding/json would marshal its wire form (HTML escaping
+// off), written field by field without reflection. On error dst is
+// returned cut back to where it was.
+func (w *entryWriter) appendEntry(dst []byte, e *Entry) ([]byte, error) {
+	mark := len(dst)
+	dst = append(dst, `{"time":"`...)
+	dst = e.Time.UTC().AppendFormat(dst, timeFormat)
+	dst = append(dst, `","type":`...)
+	dst = appendString(dst, e.Type)
+	if a := e.Auth; a != nil {
 		dst = append(dst, `,"auth":`...)
-		dst = appendAuth(dst, w.Auth)
+		if a == w.auth {
+			dst = append(dst, dst[w.authAt[0]:w.authAt[1]]...)
+		} else {
+			at := len(dst)
+			dst = appendAuth(dst, a, w.hs)
+			w.auth, w.authAt = a, [2]int{at, len(dst)}
+		}
 	}
-	if r := w.Request; r != nil {
-		dst = append(dst, `,"request":{`...)
-		first := true
-		field := func(name, v string) {
-			if v == "" {
-				return
+	if r := e.Request; r != nil {
+		dst = append(dst, `,"request":`...)
+		if r == w.req {
+			dst = append(dst, dst[w.reqAt[0]:w.reqAt[1]]...)
+		} else {
+			at := len(dst)
+			var err error
+			if dst, err = w.appendRequest(dst, r); err != nil {
+				return dst[:mark], fmt.Errorf("request data: %w", err)
 			}
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-			dst = append(dst, '"')
-			dst = append(dst, name...)
-			dst = append(dst, `":`...)
-			dst = appendString(dst, v)
+			w.req, w.reqAt = r, [2]int{at, len(dst)}
 		}
-		field("id", r.ID)
-		field("operation", r.Operation)
-		field("mount_type", r.MountType)
-		field("mount_accessor", r.MountAccessor)
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = append(dst, `"namespace":{"id":`...)
-		dst = appendString(dst, r.Namespace.ID)
-		dst = append(dst, '}')
-		field("path", r.Path)
-		if len(r.Data) > 0 {
-			dst = append(dst, `,"data":`...)
-			dst = append(dst, r.Data...)
-		}
-		field("remote_address", r.RemoteAddress)
-		dst = append(dst, '}')
 	}
-	if r := w.Response; r != nil {
+	if r := e.Response; r != nil {
 		dst = append(dst, `,"response":{`...)
-		first := true
-		sep := func() {
-			if !first {
-				dst = append(dst, ',')
-			}
-			first = false
-		}
-		if len(r.Data) > 0 {
-			sep()
-			dst = append(dst, `"data":`...)
-			dst = append(dst, r.Data...)
+		at := len(dst)
+		var err error
+		if dst, err = w.appendData(dst, "data", r.Data); err != nil {
+			return dst[:mark], fmt.Errorf("response data: %w", err)
 		}
 		if r.Auth != nil {
-			sep()
+			dst = sep(dst, at)
 			dst = append(dst, `"auth":`...)
-			dst = appendAuth(dst, r.Auth)
+			dst = appendAuth(dst, r.Auth, w.hs)
 		}
 		if len(r.Warnings) > 0 {
-			sep()
+			dst = sep(dst, at)
 			dst = append(dst, `"warnings":`...)
 			dst = appendStrings(dst, r.Warnings)
 		}
 		dst = append(dst, '}')
 	}
-	if w.Error != "" {
+	if e.Error != "" {
 		dst = append(dst, `,"error":`...)
-		dst = appendString(dst, w.Error)
+		dst = appendString(dst, e.Error)
 	}
-	return append(dst, '}')
+	return append(dst, '}'), nil
 }
 
-func appendAuth(dst []byte, a *Auth) []byte {
+// sep appends a comma unless dst ends at the start of an object's fields.
+func sep(dst []byte, start int) []byte {
+	if len(dst) > start {
+		return append(dst, ',')
+	}
+	return dst
+}
+
+// appendField appends "name":v unless v is empty.
+func appendField(dst []byte, start int, name, v string) []byte {
+	if v == "" {
+		return dst
+	}
+	dst = sep(dst, start)
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":`...)
+	return appendString(dst, v)
+}
+
+// appendData appends "name": and v HMAC'd (after a comma when needed);
+// an absent value, or one that renders as null, is left out.
+func (w *entryWriter) appendData(dst []byte, name string, v any) ([]byte, error) {
+	if v == nil {
+		return dst, nil
+	}
+	start := len(dst)
+	if dst[start-1] != '{' {
+		dst = append(dst, ',')
+	}
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	dst = append(dst, `":`...)
+	at := len(dst)
+	out, err := w.hs.appendValue(dst, v, 0)
+	if err != nil {
+		return dst[:start], err
+	}
+	if string(out[at:]) == "null" {
+		return out[:start], nil
+	}
+	return out, nil
+}
+
+func (w *entryWriter) appendRequest(dst []byte, r *Request) ([]byte, error) {
+	dst = append(dst, '{')
+	at := len(dst)
+	dst = appendField(dst, at, "id", r.ID)
+	dst = appendField(dst, at, "operation", r.Operation)
+	dst = appendField(dst, at, "mount_type", r.MountType)
+	dst = appendField(dst, at, "mount_accessor", r.MountAccessor)
+	dst = sep(dst, at)
+	dst = append(dst, `"namespace":{"id":"root"}`...)
+	dst = appendField(dst, at, "path", r.Path)
+	var err error
+	if dst, err = w.appendData(dst, "data", r.Data); err != nil {
+		return dst, err
+	}
+	dst = appendField(dst, at, "remote_address", r.RemoteAddress)
+	return append(dst, '}'), nil
+}
+
+// appendAuth appends a, its token and accessor HMAC'd by hs.
+func appendAuth(dst []byte, a *Auth, hs *hasher) []byte {
 	dst = append(dst, '{')
 	first := true
 	name := func(n string) {
@@ -285,8 +331,14 @@ func appendAuth(dst []byte, a *Auth) []byte {
 			dst = appendString(dst, v)
 		}
 	}
-	str("client_token", a.ClientToken)
-	str("accessor", a.Accessor)
+	token := func(n, v string) {
+		if v != "" {
+			name(n)
+			dst = hs.appendHashed(dst, v)
+		}
+	}
+	token("client_token", a.ClientToken)
+	token("accessor", a.Accessor)
 	str("display_name", a.DisplayName)
 	if len(a.Policies) > 0 {
 		name("policies")

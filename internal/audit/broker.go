@@ -283,10 +283,21 @@ func (b *Broker) logEntries(ctx context.Context, req, resp *Entry) error {
 	start := time.Now()
 	var opBuf [4]*op
 	ops := opBuf[:0]
+	var bufs [4]*[]byte // render buffers, returned once no write reads them
+	defer func() {
+		for i, b := range bufs {
+			if b != nil && (i >= len(ops) || ops[i] == nil || ops[i] == inlineWritten || ops[i].finished()) {
+				putBuf(b)
+			}
+		}
+	}()
 	var errs []error
-	for _, s := range sinks {
+	for i, s := range sinks {
 		var bodyBuf [2][]byte
-		bodies, err := s.render(bodyBuf[:0], ents[:n])
+		buf, bodies, err := s.render(bodyBuf[:0], ents[:n])
+		if i < len(bufs) {
+			bufs[i] = buf
+		}
 		if err == nil && s.inline {
 			err = s.writeInline(ctx, bodies, start.Add(s.timeout))
 			if err == nil {

@@ -490,3 +490,165 @@ func TestLogPair(t *testing.T) {
 		}
 	})
 }
+
+// slowDevice is a regular-file device (inline) whose writes wait for
+// gate: a disk that is slow for a moment, which lets callers pile up.
+type slowDevice struct {
+	countingDevice
+	gate chan struct{}
+}
+
+func (d *slowDevice) Write(ctx context.Context, p []byte) error {
+	<-d.gate
+	return d.countingDevice.Write(ctx, p)
+}
+
+// TestGroupCommit: callers that arrive while a write to a regular file is
+// under way are written together by the next of them, in one call; each
+// gets its own result, and the chain verifies. Callers that wait past the
+// write timeout fail and their records are not written.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	path := tempLog(t)
+	dev := &slowDevice{countingDevice: countingDevice{Device: newFileDevice(t, path), inline: true}, gate: make(chan struct{})}
+	b := newBroker(t, BrokerOptions{CheckpointEvery: 1000, CheckpointInterval: time.Hour})
+	enable(t, b, "file/", dev)
+	first := make(chan error)
+	go func() {
+		req, resp := kvRead(0, "pw-first")
+		first <- b.LogPair(t.Context(), req, resp)
+	}()
+	// Wait until the first caller is inside its write, then pile up more.
+	dev.sinkBusy(t, b)
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			req, resp := kvRead(i+1, fmt.Sprint("pw", i))
+			if err := b.LogPair(t.Context(), req, resp); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	waitPending(t, b, 8)
+	close(dev.gate)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	dev.mu.Lock()
+	writes := slices.Clone(dev.writes)
+	dev.mu.Unlock()
+	if len(writes) != 2 || writes[0] != 2 || writes[1] != 16 {
+		t.Fatalf("lines per write = %v, want [2 16]: the eight waiting callers in one write", writes)
+	}
+	b.Close()
+	if rep := mustVerify(t, path); rep.Records != 19 {
+		t.Fatalf("verified %d records, want 18 and a checkpoint", rep.Records)
+	}
+}
+
+// sinkBusy waits until a caller holds the device of the only sink.
+func (d *slowDevice) sinkBusy(t *testing.T, b *Broker) {
+	t.Helper()
+	s := onlySink(b)
+	for deadline := time.Now().Add(10 * time.Second); len(s.sem) == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no caller took the device")
+		}
+	}
+}
+
+// waitPending waits until n records wait in the only sink's pending list.
+func waitPending(t *testing.T, b *Broker, n int) {
+	t.Helper()
+	s := onlySink(b)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.pendingMu.Lock()
+		got := len(s.pending)
+		s.pendingMu.Unlock()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d callers pending, want %d", got, n)
+		}
+	}
+}
+
+func onlySink(b *Broker) *sink {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	for _, s := range b.sinks {
+		return s
+	}
+	return nil
+}
+
+// TestGroupCommitTimeout: with the device held by a write that does not
+// return, waiting callers give up at the write timeout, and their records
+// never reach the log; the chain stays whole once the write completes.
+func TestGroupCommitTimeout(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		const timeout = 2 * time.Second
+		path := tempLog(t)
+		dev := &slowDevice{countingDevice: countingDevice{Device: newFileDevice(t, path), inline: true}, gate: make(chan struct{})}
+		b := newBroker(t, BrokerOptions{WriteTimeout: timeout, CheckpointInterval: time.Hour})
+		enable(t, b, "file/", dev)
+		first := make(chan error)
+		go func() {
+			req, resp := kvRead(0, "pw-first")
+			first <- b.LogPair(t.Context(), req, resp)
+		}()
+		synctest.Wait() // the first caller is blocked in its write
+		var wg sync.WaitGroup
+		for i := range 4 {
+			wg.Go(func() {
+				start := time.Now()
+				req, resp := kvRead(i+1, fmt.Sprint("pw", i))
+				err := b.LogPair(t.Context(), req, resp)
+				if !errors.Is(err, ErrFailed) || !strings.Contains(err.Error(), "timed out") {
+					t.Errorf("LogPair = %v, want a timeout", err)
+				}
+				if d := time.Since(start); d > timeout {
+					t.Errorf("caller held %v, timeout %v", d, timeout)
+				}
+			})
+		}
+		wg.Wait()
+		close(dev.gate)
+		if err := <-first; err != nil {
+			t.Fatal(err)
+		}
+		if d := b.List()[0]; d.Counters.Failed() != 8 || d.Counters.Written() != 2 {
+			t.Fatalf("failed %d written %d, want 8 and 2", d.Counters.Failed(), d.Counters.Written())
+		}
+		b.Close()
+		if rep := mustVerify(t, path); rep.Records != 3 {
+			t.Fatalf("verified %d records, want the first pair and a checkpoint", rep.Records)
+		}
+	})
+}
+
+// BenchmarkLogPair: the cost per audited read on one file device: two
+// entries rendered, framed, hashed and written in one call.
+func BenchmarkLogPair(b *testing.B) {
+	for _, par := range []int{1, 16} {
+		b.Run(fmt.Sprint("callers=", par), func(b *testing.B) {
+			bk := newBroker(b, BrokerOptions{})
+			enable(b, bk, "file/", newFileDevice(b, filepath.Join(b.TempDir(), "audit.log")))
+			b.ReportAllocs()
+			b.SetParallelism(par)
+			b.RunParallel(func(pb *testing.PB) {
+				i := 0
+				for pb.Next() {
+					i++
+					req, resp := kvRead(i, "pw")
+					if err := bk.LogPair(context.Background(), req, resp); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"hash"
 	"time"
 )
@@ -78,46 +77,23 @@ func HashString(key []byte, v string) string {
 }
 
 func hashWith(h hash.Hash, v string) string {
-	h.Reset()
-	h.Write([]byte(v))
-	var sum [sha256.Size]byte
 	var out [len(hmacPrefix) + 2*sha256.Size]byte
-	copy(out[:], hmacPrefix)
-	hex.Encode(out[len(hmacPrefix):], h.Sum(sum[:0]))
-	return string(out[:])
+	return string(appendHMAC(out[:0], h, nil, v))
 }
 
-// The wire form of an entry (before seq and prev are put in front). The
-// namespace is always root: coffer has no namespaces, and SIEM parsers
-// written for Vault expect the field.
-type wireEntry struct {
-	Time     string        `json:"time"`
-	Type     string        `json:"type"`
-	Auth     *Auth         `json:"auth,omitempty"`
-	Request  *wireRequest  `json:"request,omitempty"`
-	Response *wireResponse `json:"response,omitempty"`
-	Error    string        `json:"error,omitempty"`
-}
-
-type wireRequest struct {
-	ID            string          `json:"id,omitempty"`
-	Operation     string          `json:"operation,omitempty"`
-	MountType     string          `json:"mount_type,omitempty"`
-	MountAccessor string          `json:"mount_accessor,omitempty"`
-	Namespace     wireNamespace   `json:"namespace"`
-	Path          string          `json:"path,omitempty"`
-	Data          json.RawMessage `json:"data,omitempty"`
-	RemoteAddress string          `json:"remote_address,omitempty"`
-}
-
-type wireNamespace struct {
-	ID string `json:"id"`
-}
-
-type wireResponse struct {
-	Data     json.RawMessage `json:"data,omitempty"`
-	Auth     *Auth           `json:"auth,omitempty"`
-	Warnings []string        `json:"warnings,omitempty"`
+// appendHMAC appends "hmac-sha256:" and the hex HMAC of v under h (reset
+// first). scratch, when large enough, spares copying v to the heap.
+func appendHMAC(dst []byte, h hash.Hash, scratch []byte, v string) []byte {
+	h.Reset()
+	if len(v) <= cap(scratch) {
+		scratch = append(scratch[:0], v...)
+		h.Write(scratch)
+	} else {
+		h.Write([]byte(v))
+	}
+	var sum [sha256.Size]byte
+	dst = append(dst, hmacPrefix...)
+	return hex.AppendEncode(dst, h.Sum(sum[:0]))
 }
 
 // timeFormat is how record times are written: RFC 3339 in UTC with
@@ -133,37 +109,20 @@ var errTooDeep = errors.New("data nested too deeply")
 
 // hasher HMACs the strings of one record under one device's key.
 type hasher struct {
-	h hash.Hash
-	// The last Auth HMAC'd and its result: a request's auth appears in
-	// both its entries. Cleared (forget) before the hasher is pooled, so
-	// no token outlives the records it was rendered for.
-	lastIn, lastOut *Auth
+	h       hash.Hash
+	scratch []byte // values are copied here to be hashed
 }
 
-func (hs *hasher) forget() { hs.lastIn, hs.lastOut = nil, nil }
-
-func (hs *hasher) str(v string) string { return hashWith(hs.h, v) }
-
-// token HMACs a token or accessor; an absent one stays absent.
-func (hs *hasher) token(v string) string {
-	if v == "" {
-		return ""
-	}
-	return hs.str(v)
+func (hs *hasher) str(v string) string {
+	var out [len(hmacPrefix) + 2*sha256.Size]byte
+	return string(hs.appendHMAC(out[:0], v))
 }
 
-func (hs *hasher) auth(a *Auth) *Auth {
-	if a == nil {
-		return nil
+func (hs *hasher) appendHMAC(dst []byte, v string) []byte {
+	if hs.scratch == nil {
+		hs.scratch = make([]byte, 0, 1024)
 	}
-	if a == hs.lastIn {
-		return hs.lastOut
-	}
-	c := *a
-	c.ClientToken = hs.token(a.ClientToken)
-	c.Accessor = hs.token(a.Accessor)
-	hs.lastIn, hs.lastOut = a, &c
-	return &c
+	return appendHMAC(dst, hs.h, hs.scratch, v)
 }
 
 // value returns a copy of v with every string leaf HMAC'd. Numbers,
@@ -237,41 +196,6 @@ func (hs *hasher) raw(b []byte, depth int) (any, error) {
 		return nil, err
 	}
 	return hs.value(v, depth+1)
-}
-
-// render HMACs e's secrets with hs and returns its JSON object without
-// the chain fields (no trailing newline).
-func render(e *Entry, hs *hasher) ([]byte, error) {
-	w := wireEntry{
-		Time:  e.Time.UTC().Format(timeFormat),
-		Type:  e.Type,
-		Auth:  hs.auth(e.Auth),
-		Error: e.Error,
-	}
-	if r := e.Request; r != nil {
-		data, err := hs.data(r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("request data: %w", err)
-		}
-		w.Request = &wireRequest{
-			ID:            r.ID,
-			Operation:     r.Operation,
-			MountType:     r.MountType,
-			MountAccessor: r.MountAccessor,
-			Namespace:     wireNamespace{ID: "root"},
-			Path:          r.Path,
-			Data:          data,
-			RemoteAddress: r.RemoteAddress,
-		}
-	}
-	if r := e.Response; r != nil {
-		data, err := hs.data(r.Data)
-		if err != nil {
-			return nil, fmt.Errorf("response data: %w", err)
-		}
-		w.Response = &wireResponse{Data: data, Auth: hs.auth(r.Auth), Warnings: r.Warnings}
-	}
-	return appendWire(make([]byte, 0, 1024), &w), nil
 }
 
 // marshalCompact marshals v without HTML escaping and without the

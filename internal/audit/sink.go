@@ -80,10 +80,15 @@ type sink struct {
 	// inline: records are written by their callers (writeInline), not
 	// queued. sem (capacity 1) is held by whoever writes to the device:
 	// an inline caller, or run for a batch, a checkpoint or shutdown.
-	// since, buf and ibuf are used only while holding it.
+	// since, buf and batch are used only while holding it.
 	inline bool
 	sem    chan struct{}
-	ibuf   []byte
+
+	// pending holds inline callers' records until a holder of sem writes
+	// them (writeInline); spare is its previous backing array, reused.
+	pendingMu sync.Mutex
+	pending   []*op
+	spare     []*op
 }
 
 func (s *sink) hasher() *hasher {
@@ -93,23 +98,55 @@ func (s *sink) hasher() *hasher {
 	return &hasher{h: hmac.New(sha256.New, s.hmacKey)}
 }
 
-// render HMACs and marshals the entries for this device, appending their
-// bodies to dst.
-func (s *sink) render(dst [][]byte, ents []*Entry) ([][]byte, error) {
+// render HMACs and marshals the entries for this device into one buffer
+// from the pool, and appends their bodies (slices of it) to dst. The
+// caller returns the buffer with putBuf once no write can read it.
+func (s *sink) render(dst [][]byte, ents []*Entry) (*[]byte, [][]byte, error) {
 	hs := s.hasher()
 	defer s.putHasher(hs)
+	buf := getBuf()
+	w := entryWriter{hs: hs}
+	b := (*buf)[:0]
+	first := len(dst)
 	for _, e := range ents {
-		b, err := render(e, hs)
-		if err != nil {
-			return nil, err
+		at := len(b)
+		var err error
+		if b, err = w.appendEntry(b, e); err != nil {
+			putBuf(buf)
+			return nil, nil, err
 		}
-		dst = append(dst, b)
+		dst = append(dst, b[at:])
 	}
-	return dst, nil
+	// Point the bodies at b's final array (appends may have moved it).
+	off := 0
+	for i := first; i < len(dst); i++ {
+		n := len(dst[i])
+		dst[i] = b[off : off+n : off+n]
+		off += n
+	}
+	*buf = b
+	return buf, dst, nil
+}
+
+// Render buffers are pooled: a read's two entries are about 1.6 KB, and
+// at tens of thousands of requests a second fresh ones are garbage the
+// collector has to chase. Buffers that grew past maxPooledBuf are left
+// to it.
+const maxPooledBuf = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+func getBuf() *[]byte { return bufPool.Get().(*[]byte) }
+
+func putBuf(b *[]byte) {
+	if cap(*b) <= maxPooledBuf {
+		*b = (*b)[:0]
+		bufPool.Put(b)
+	}
 }
 
 func (s *sink) putHasher(hs *hasher) {
-	hs.forget()
+	clear(hs.scratch[:cap(hs.scratch)]) // it held values in the clear
 	s.hashers.Put(hs)
 }
 
@@ -167,6 +204,16 @@ func (s *sink) wait(ctx context.Context, o *op) error {
 	}
 }
 
+// finished reports whether the writer is done with o (its result is set).
+func (o *op) finished() bool {
+	select {
+	case <-o.done:
+		return true
+	default:
+		return false
+	}
+}
+
 func (o *op) size() int {
 	n := 0
 	for _, b := range o.bodies {
@@ -209,50 +256,103 @@ func (s *sink) run(ctx context.Context) {
 	}
 }
 
-// writeInline frames bodies onto the chain and writes them from the calling
-// goroutine: the path for devices that write to a regular file, where a
-// write is a short copy into the page cache and a hand-off to the writer
-// goroutine would cost more than the write. The device is held for the
-// duration; a caller that cannot get it before its deadline fails.
+// writeInline writes bodies from the calling goroutine, for devices that
+// write to a regular file, where a write is a short copy into the page
+// cache and a hand-off to the writer goroutine would cost more than the
+// write. It is a group commit: the caller adds its records to the pending
+// list and whoever holds the device (sem) writes everything pending in
+// one call. An uncontended caller writes its own records at once; callers
+// that arrive while a write is under way wait, and the next of them to
+// get the device writes them all together. A caller that is not written
+// by its deadline withdraws its records and fails.
 func (s *sink) writeInline(ctx context.Context, bodies [][]byte, deadline time.Time) error {
+	o := &op{bodies: bodies, deadline: deadline, done: make(chan struct{})}
+	s.pendingMu.Lock()
+	s.pending = append(s.pending, o)
+	s.pendingMu.Unlock()
 	select {
 	case s.sem <- struct{}{}:
+		s.drainPending()
+		<-s.sem
 	default:
-		t := time.NewTimer(time.Until(deadline))
+	}
+	select {
+	case <-o.done:
+		return o.err
+	default:
+	}
+	t := time.NewTimer(time.Until(deadline))
+	defer t.Stop()
+	var why error
+	for why == nil {
 		select {
+		case <-o.done:
+			return o.err
 		case s.sem <- struct{}{}:
-			t.Stop()
+			s.drainPending()
+			<-s.sem
 		case <-t.C:
-			return fmt.Errorf("audit: %s: timed out waiting for the device", s.path)
+			why = errors.New("timed out")
 		case <-ctx.Done():
-			t.Stop()
-			return fmt.Errorf("audit: %s: %w", s.path, ctx.Err())
+			why = ctx.Err()
 		case <-s.stop:
-			t.Stop()
-			return fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+			why = ErrNotEnabled
 		}
 	}
-	defer func() { <-s.sem }()
+	if o.state.CompareAndSwap(opQueued, opCancelled) {
+		return fmt.Errorf("audit: %s: %w waiting for the device", s.path, why)
+	}
+	<-o.done // being written: a regular file's write returns
+	return o.err
+}
+
+// drainPending writes the records pending now, in batches; the caller
+// holds sem. Records that arrive meanwhile are left to their callers,
+// who wait for sem (so no caller keeps writing others' records while its
+// own request waits). After a stop, pending records fail. The write does
+// not depend on the context of the caller that drains: the records are
+// others' too (a regular file's write takes no deadline anyway).
+func (s *sink) drainPending() {
+	s.pendingMu.Lock()
+	batch := s.pending
+	s.pending = s.spare[:0]
+	s.spare = nil
+	s.pendingMu.Unlock()
 	select {
 	case <-s.stop:
-		return fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+		s.fail(batch, fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled))
 	default:
+		for rest := batch; len(rest) > 0; {
+			s.handle(context.Background(), s.gatherFrom(&rest))
+		}
 	}
-	head := s.Head()
-	s.ibuf = s.ibuf[:0]
-	for _, body := range bodies {
-		start := len(s.ibuf)
-		s.ibuf = appendFramed(s.ibuf, head.Seq+1, head.Hash, body)
-		head = Head{Seq: head.Seq + 1, Hash: lineHash(s.ibuf[start : len(s.ibuf)-1])}
+	clear(batch[:cap(batch)])
+	s.spare = batch[:0]
+}
+
+// gatherFrom takes from *list the records of one write: up to the batch
+// bounds, stopping where a checkpoint is due.
+func (s *sink) gatherFrom(list *[]*op) []*op {
+	l := *list
+	size, records, n := 0, 0, 0
+	for n < len(l) && n < maxBatch && size < maxBatchBytes && (n == 0 || s.since+records < s.every) {
+		size += l[n].size()
+		records += len(l[n].bodies)
+		n++
 	}
-	if err := s.writeLines(ctx, deadline, s.ibuf, len(bodies), head); err != nil {
-		return err
+	*list = l[n:]
+	s.batch = append(s.batch[:0], l[:n]...)
+	return s.batch
+}
+
+// fail ends the records of ops that are still queued with err.
+func (s *sink) fail(ops []*op, err error) {
+	for _, o := range ops {
+		if o.state.CompareAndSwap(opQueued, opRunning) {
+			o.err = err
+			close(o.done)
+		}
 	}
-	s.since += len(bodies)
-	if s.since >= s.every {
-		s.checkpoint(ctx)
-	}
-	return nil
 }
 
 // Batches: under load the writer takes every record already queued (up
@@ -386,6 +486,10 @@ func (s *sink) shutdown(ctx context.Context) {
 		}
 		break
 	}
+	s.pendingMu.Lock()
+	s.fail(s.pending, fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled))
+	s.pending = nil
+	s.pendingMu.Unlock()
 	if s.since > 0 {
 		s.checkpoint(ctx)
 	}
