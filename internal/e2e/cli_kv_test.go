@@ -127,17 +127,20 @@ func TestCLIKVTokenPolicy(t *testing.T) {
 	}
 
 	// bench
-	r = run("", "bench", "kv", "-duration=1s", "-concurrency=4", "-keys=20", "-op=mixed", "-format=json")
+	r = run("", "bench", "kv", "-duration=1s", "-concurrency=4", "-keys=20", "-op=mixed", "-procs=1", "-format=json")
 	var br struct {
 		Ops    int     `json:"ops"`
 		Errors int     `json:"errors"`
 		P99    float64 `json:"p99_ms"`
+		Procs  int     `json:"procs"`
 	}
-	if err := json.Unmarshal([]byte(r.stdout), &br); err != nil || br.Ops == 0 || br.Errors != 0 || br.P99 <= 0 {
+	if err := json.Unmarshal([]byte(r.stdout), &br); err != nil || br.Ops == 0 || br.Errors != 0 || br.P99 <= 0 || br.Procs != 1 {
 		t.Fatalf("bench: %s %v", r.stdout, err)
 	}
-	if r := runCLIHome(t, home, a, "root", "", "bench", "kv", "-op=delete"); r.code != 2 {
-		t.Fatalf("bench bad op: %d", r.code)
+	for _, bad := range []string{"-op=delete", "-procs=-1", "-concurrency=0"} {
+		if r := runCLIHome(t, home, a, "root", "", "bench", "kv", bad); r.code != 2 {
+			t.Fatalf("bench %s: exit %d, want 2", bad, r.code)
+		}
 	}
 }
 

@@ -66,7 +66,7 @@ func (e *Engine) dataRead(ctx context.Context, r *core.Request) (*core.Response,
 	if !v.live(now) {
 		return &core.Response{NotFoundWithData: true, Data: map[string]any{"data": nil, "metadata": info}}, nil
 	}
-	data, err := e.loadVersion(ctx, p, n)
+	data, err := e.loadVersionShared(ctx, p, n)
 	if err != nil {
 		return nil, err
 	}
@@ -74,8 +74,40 @@ func (e *Engine) dataRead(ctx context.Context, r *core.Request) (*core.Response,
 	return &core.Response{Data: map[string]any{"data": data, "metadata": info}}, nil
 }
 
+// maxSharedData is the largest stored version whose decoded data
+// loadVersionShared keeps.
+const maxSharedData = 16 << 10
+
+// loadVersionShared is loadVersion for readers holding p's read lock:
+// the decoded data of the version last read is kept and shared between
+// them while its stored bytes stay the same, and must be treated as
+// read-only. Decoding is a third of a small secret's read.
+func (e *Engine) loadVersionShared(ctx context.Context, p string, n uint64) (map[string]any, error) {
+	raw, err := e.getVersion(ctx, p, n)
+	if err != nil {
+		return nil, err
+	}
+	if d, ok := e.datas.get(p, raw); ok && d.n == n {
+		return d.data, nil
+	}
+	data, err := decodeVersion(p, n, raw)
+	if err == nil && len(raw) <= maxSharedData {
+		e.datas.put(p, raw, versionData{n: n, data: data})
+	}
+	return data, err
+}
+
 // loadVersion reads version n's data.
 func (e *Engine) loadVersion(ctx context.Context, p string, n uint64) (map[string]any, error) {
+	raw, err := e.getVersion(ctx, p, n)
+	if err != nil {
+		return nil, err
+	}
+	return decodeVersion(p, n, raw)
+}
+
+// getVersion reads version n's stored data.
+func (e *Engine) getVersion(ctx context.Context, p string, n uint64) ([]byte, error) {
 	raw, err := e.store.Get(ctx, versionKey(p, n))
 	if errors.Is(err, storage.ErrNotFound) {
 		return nil, fmt.Errorf("kv: %s version %d: metadata lists it but its data is missing", field.Quote(p), n)
@@ -83,6 +115,10 @@ func (e *Engine) loadVersion(ctx context.Context, p string, n uint64) (map[strin
 	if err != nil {
 		return nil, fmt.Errorf("kv: read %s version %d: %w", field.Quote(p), n, err)
 	}
+	return raw, nil
+}
+
+func decodeVersion(p string, n uint64, raw []byte) (map[string]any, error) {
 	data, err := field.DecodeObject(raw)
 	if err != nil {
 		return nil, fmt.Errorf("kv: decode %s version %d: %w", field.Quote(p), n, err)

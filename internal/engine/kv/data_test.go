@@ -304,3 +304,43 @@ func TestValueSizeOption(t *testing.T) {
 	h.write("k", map[string]any{"a": "0123456789"}) // {"a":"0123456789"} is 18 bytes
 	h.fails(core.OpPatch, "data/k", `{"data":{"b":"x"}}`, 413, "secret data is 26 bytes encoded...")
 }
+
+// TestSharedVersionData: the decoded data of the version last read is
+// kept for readers, but never outlives a change to the path: a new
+// version, a destroy or a metadata delete drops it, so destroyed data
+// is not held in memory and a read never sees a stale value.
+func TestSharedVersionData(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, nil)
+	cached := func() bool {
+		_, ok := h.e.datas.m["app/db"]
+		return ok
+	}
+	h.write("app/db", map[string]any{"password": "one"})
+	if got := obj(t, h.ok(core.OpRead, "data/app/db", nil)["data"])["password"]; got != "one" || !cached() {
+		t.Fatalf("first read: %v, cached %v", got, cached())
+	}
+	h.write("app/db", map[string]any{"password": "two"})
+	if cached() {
+		t.Fatal("a new version left the old data in the cache")
+	}
+	for range 2 {
+		if got := obj(t, h.ok(core.OpRead, "data/app/db", nil)["data"])["password"]; got != "two" {
+			t.Fatalf("read after update: %v", got)
+		}
+	}
+	if got := obj(t, h.ok(core.OpRead, "data/app/db", nil, "version", "1")["data"])["password"]; got != "one" {
+		t.Fatalf("read of version 1: %v", got)
+	}
+	h.noContent(core.OpWrite, "destroy/app/db", `{"versions":[1,2]}`)
+	if cached() {
+		t.Fatal("destroyed data is still held in the cache")
+	}
+	h.gone(core.OpRead, "data/app/db")
+	h.write("app/db", map[string]any{"password": "three"})
+	h.ok(core.OpRead, "data/app/db", nil)
+	h.noContent(core.OpDelete, "metadata/app/db", nil)
+	if cached() {
+		t.Fatal("a deleted key's data is still held in the cache")
+	}
+}

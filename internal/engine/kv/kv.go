@@ -65,7 +65,17 @@ type Engine struct {
 	reads readTracker
 
 	// metas caches decoded metadata records for readers (loadMetaShared).
-	metas metaCache
+	metas decodedCache[*keyMeta]
+	// datas caches, per path, the decoded data of the version last read
+	// (loadVersionShared); a path's entry is dropped by every change to
+	// the path, under its write lock, so destroyed data does not linger.
+	datas decodedCache[versionData]
+}
+
+// versionData is a decoded version and its number.
+type versionData struct {
+	n    uint64
+	data map[string]any
 }
 
 var (
@@ -233,7 +243,7 @@ func (e *Engine) loadMetaShared(ctx context.Context, p string) (*keyMeta, error)
 	if err != nil {
 		return nil, fmt.Errorf("kv: load metadata: %w", err)
 	}
-	if m := e.metas.get(p, raw); m != nil {
+	if m, ok := e.metas.get(p, raw); ok {
 		return m, nil
 	}
 	m, err := decodeKeyMeta(raw)
@@ -244,49 +254,52 @@ func (e *Engine) loadMetaShared(ctx context.Context, p string) (*keyMeta, error)
 	return m, nil
 }
 
-// metaCacheSize bounds metaCache; past it an arbitrary entry is dropped.
-const metaCacheSize = 4096
+// decodedCacheSize bounds a decodedCache; past it an arbitrary entry is
+// dropped.
+const decodedCacheSize = 4096
 
-// metaCache maps a path to its last decoded metadata record and the
-// stored bytes it was decoded from.
-type metaCache struct {
+// decodedCache maps a key to its last decoded form and the stored bytes
+// it was decoded from; an entry is used only while the stored bytes are
+// still the same. Decoded values are shared between readers: read-only.
+type decodedCache[T any] struct {
 	mu sync.Mutex
-	m  map[string]metaEntry
+	m  map[string]decodedEntry[T]
 }
 
-type metaEntry struct {
-	raw  []byte
-	meta *keyMeta
+type decodedEntry[T any] struct {
+	raw []byte
+	v   T
 }
 
-func (c *metaCache) get(p string, raw []byte) *keyMeta {
+func (c *decodedCache[T]) get(k string, raw []byte) (T, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if e, ok := c.m[p]; ok && bytes.Equal(e.raw, raw) {
-		return e.meta
+	if e, ok := c.m[k]; ok && bytes.Equal(e.raw, raw) {
+		return e.v, true
 	}
-	return nil
+	var zero T
+	return zero, false
 }
 
-func (c *metaCache) put(p string, raw []byte, m *keyMeta) {
+func (c *decodedCache[T]) put(k string, raw []byte, v T) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.m == nil {
-		c.m = make(map[string]metaEntry)
+		c.m = make(map[string]decodedEntry[T])
 	}
-	if _, ok := c.m[p]; !ok && len(c.m) >= metaCacheSize {
+	if _, ok := c.m[k]; !ok && len(c.m) >= decodedCacheSize {
 		for k := range c.m {
 			delete(c.m, k)
 			break
 		}
 	}
-	c.m[p] = metaEntry{raw: bytes.Clone(raw), meta: m}
+	c.m[k] = decodedEntry[T]{raw: bytes.Clone(raw), v: v}
 }
 
-func (c *metaCache) drop(p string) {
+func (c *decodedCache[T]) drop(k string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	delete(c.m, p)
+	delete(c.m, k)
 }
 
 // change says what a mutation does with the metadata record.
@@ -343,6 +356,9 @@ func (e *Engine) mutateLocked(ctx context.Context, p string, fn mutation) (*keyM
 			txn = append(txn, storage.Put(metaKey(p), m.encode()))
 		}
 		err = e.store.Txn(ctx, txn)
+		// Whatever the outcome, the path's shared version data may be
+		// stale or destroyed now: drop it (readers are locked out).
+		e.datas.drop(p)
 		if errors.Is(err, storage.ErrConflict) {
 			e.log.Debug("metadata changed under a write; retrying", "path", p)
 			continue
