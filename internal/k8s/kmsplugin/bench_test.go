@@ -89,6 +89,11 @@ func runLatency(b *testing.B, concurrency int, op func(i int) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
+	reportLatency(b, lat)
+}
+
+// reportLatency reports the p50 and p99 of lat (sorting it).
+func reportLatency(b *testing.B, lat []time.Duration) {
 	slices.Sort(lat)
 	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) / 1000 }
 	b.ReportMetric(q(0.50), "p50-ms")
@@ -231,9 +236,6 @@ func runOpenLoop(b *testing.B, concurrency, rate int, op func(i int) error) {
 	}
 	wg.Wait()
 	b.StopTimer()
-	slices.Sort(lat)
-	q := func(f float64) float64 { return float64(lat[int(f*float64(len(lat)-1))].Microseconds()) / 1000 }
-	b.ReportMetric(q(0.50), "p50-ms")
-	b.ReportMetric(q(0.99), "p99-ms")
+	reportLatency(b, lat)
 	b.ReportMetric(float64(late.Load())*100/float64(b.N), "late-%")
 }
