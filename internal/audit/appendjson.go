@@ -228,18 +228,14 @@ func (w *entryWriter) appendEntry(dst []byte, e *Entry) ([]byte, error) {
 		dst = append(dst, `,"response":{`...)
 		at := len(dst)
 		var err error
-		if dst, err = w.appendData(dst, "data", r.Data); err != nil {
+		if dst, err = w.appendData(dst, at, "data", r.Data); err != nil {
 			return dst[:mark], fmt.Errorf("response data: %w", err)
 		}
 		if r.Auth != nil {
-			dst = sep(dst, at)
-			dst = append(dst, `"auth":`...)
-			dst = appendAuth(dst, r.Auth, w.hs)
+			dst = appendAuth(appendName(dst, at, "auth"), r.Auth, w.hs)
 		}
 		if len(r.Warnings) > 0 {
-			dst = sep(dst, at)
-			dst = append(dst, `"warnings":`...)
-			dst = appendStrings(dst, r.Warnings)
+			dst = appendStrings(appendName(dst, at, "warnings"), r.Warnings)
 		}
 		dst = append(dst, '}')
 	}
@@ -258,31 +254,31 @@ func sep(dst []byte, start int) []byte {
 	return dst
 }
 
+// appendName appends "name": (after a comma unless it is the first field
+// of the object whose fields start at start).
+func appendName(dst []byte, start int, name string) []byte {
+	dst = sep(dst, start)
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, `":`...)
+}
+
 // appendField appends "name":v unless v is empty.
 func appendField(dst []byte, start int, name, v string) []byte {
 	if v == "" {
 		return dst
 	}
-	dst = sep(dst, start)
-	dst = append(dst, '"')
-	dst = append(dst, name...)
-	dst = append(dst, `":`...)
-	return appendString(dst, v)
+	return appendString(appendName(dst, start, name), v)
 }
 
-// appendData appends "name": and v HMAC'd (after a comma when needed);
-// an absent value, or one that renders as null, is left out.
-func (w *entryWriter) appendData(dst []byte, name string, v any) ([]byte, error) {
+// appendData appends "name": and v HMAC'd; an absent value, or one that
+// renders as null, is left out.
+func (w *entryWriter) appendData(dst []byte, objStart int, name string, v any) ([]byte, error) {
 	if v == nil {
 		return dst, nil
 	}
 	start := len(dst)
-	if dst[start-1] != '{' {
-		dst = append(dst, ',')
-	}
-	dst = append(dst, '"')
-	dst = append(dst, name...)
-	dst = append(dst, `":`...)
+	dst = appendName(dst, objStart, name)
 	at := len(dst)
 	out, err := w.hs.appendValue(dst, v, 0)
 	if err != nil {
@@ -301,11 +297,10 @@ func (w *entryWriter) appendRequest(dst []byte, r *Request) ([]byte, error) {
 	dst = appendField(dst, at, "operation", r.Operation)
 	dst = appendField(dst, at, "mount_type", r.MountType)
 	dst = appendField(dst, at, "mount_accessor", r.MountAccessor)
-	dst = sep(dst, at)
-	dst = append(dst, `"namespace":{"id":"root"}`...)
+	dst = append(appendName(dst, at, "namespace"), `{"id":"root"}`...)
 	dst = appendField(dst, at, "path", r.Path)
 	var err error
-	if dst, err = w.appendData(dst, "data", r.Data); err != nil {
+	if dst, err = w.appendData(dst, at, "data", r.Data); err != nil {
 		return dst, err
 	}
 	dst = appendField(dst, at, "remote_address", r.RemoteAddress)
@@ -315,47 +310,30 @@ func (w *entryWriter) appendRequest(dst []byte, r *Request) ([]byte, error) {
 // appendAuth appends a, its token and accessor HMAC'd by hs.
 func appendAuth(dst []byte, a *Auth, hs *hasher) []byte {
 	dst = append(dst, '{')
-	first := true
-	name := func(n string) {
-		if !first {
-			dst = append(dst, ',')
-		}
-		first = false
-		dst = append(dst, '"')
-		dst = append(dst, n...)
-		dst = append(dst, `":`...)
-	}
-	str := func(n, v string) {
-		if v != "" {
-			name(n)
-			dst = appendString(dst, v)
+	at := len(dst)
+	for _, t := range [2][2]string{{"client_token", a.ClientToken}, {"accessor", a.Accessor}} {
+		if t[1] != "" {
+			dst = appendName(dst, at, t[0])
+			dst = hs.appendHashed(dst, t[1])
 		}
 	}
-	token := func(n, v string) {
-		if v != "" {
-			name(n)
-			dst = hs.appendHashed(dst, v)
-		}
-	}
-	token("client_token", a.ClientToken)
-	token("accessor", a.Accessor)
-	str("display_name", a.DisplayName)
+	dst = appendField(dst, at, "display_name", a.DisplayName)
 	if len(a.Policies) > 0 {
-		name("policies")
+		dst = appendName(dst, at, "policies")
 		dst = appendStrings(dst, a.Policies)
 	}
 	if len(a.TokenPolicies) > 0 {
-		name("token_policies")
+		dst = appendName(dst, at, "token_policies")
 		dst = appendStrings(dst, a.TokenPolicies)
 	}
 	if len(a.Metadata) > 0 {
-		name("metadata")
+		dst = appendName(dst, at, "metadata")
 		dst = appendStringMap(dst, a.Metadata, appendString)
 	}
-	str("entity_id", a.EntityID)
-	str("token_type", a.TokenType)
+	dst = appendField(dst, at, "entity_id", a.EntityID)
+	dst = appendField(dst, at, "token_type", a.TokenType)
 	if a.TokenTTL != 0 {
-		name("token_ttl")
+		dst = appendName(dst, at, "token_ttl")
 		dst = strconv.AppendInt(dst, a.TokenTTL, 10)
 	}
 	return append(dst, '}')

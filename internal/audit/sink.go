@@ -330,12 +330,19 @@ func (s *sink) drainPending() {
 	s.spare = batch[:0]
 }
 
+// room reports whether a write that holds n ops (size bytes of bodies,
+// records lines) may take one more: within the batch bounds and short of
+// a due checkpoint.
+func (s *sink) room(n, size, records int) bool {
+	return n < maxBatch && size < maxBatchBytes && s.since+records < s.every
+}
+
 // gatherFrom takes from *list the records of one write: up to the batch
 // bounds, stopping where a checkpoint is due.
 func (s *sink) gatherFrom(list *[]*op) []*op {
 	l := *list
 	size, records, n := 0, 0, 0
-	for n < len(l) && n < maxBatch && size < maxBatchBytes && (n == 0 || s.since+records < s.every) {
+	for n < len(l) && (n == 0 || s.room(n, size, records)) {
 		size += l[n].size()
 		records += len(l[n].bodies)
 		n++
@@ -368,7 +375,7 @@ const (
 func (s *sink) gather(first *op) []*op {
 	batch := append(s.batch[:0], first)
 	size, records := first.size(), len(first.bodies)
-	for len(batch) < maxBatch && size < maxBatchBytes && s.since+records < s.every {
+	for s.room(len(batch), size, records) {
 		select {
 		case o := <-s.queue:
 			batch = append(batch, o)
@@ -474,20 +481,18 @@ func (s *sink) checkpoint(ctx context.Context) {
 }
 
 func (s *sink) shutdown(ctx context.Context) {
+	gone := fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
 	for {
 		select {
 		case o := <-s.queue:
-			if o.state.CompareAndSwap(opQueued, opRunning) {
-				o.err = fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
-				close(o.done)
-			}
+			s.fail([]*op{o}, gone)
 			continue
 		default:
 		}
 		break
 	}
 	s.pendingMu.Lock()
-	s.fail(s.pending, fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled))
+	s.fail(s.pending, gone)
 	s.pending = nil
 	s.pendingMu.Unlock()
 	if s.since > 0 {
