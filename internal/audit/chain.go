@@ -47,13 +47,19 @@ type Head struct {
 
 // lineHash is the hex SHA-256 of a record's line without its newline.
 func lineHash(line []byte) string {
+	var h [2 * sha256.Size]byte
+	return string(appendLineHash(h[:0], line))
+}
+
+// appendLineHash appends lineHash(line) to dst.
+func appendLineHash(dst, line []byte) []byte {
 	sum := sha256.Sum256(line)
-	return hex.EncodeToString(sum[:])
+	return hex.AppendEncode(dst, sum[:])
 }
 
 // appendFramed appends the record line for body (a JSON object from
 // render) with seq and prev put in front, and its newline.
-func appendFramed(dst []byte, seq uint64, prev string, body []byte) []byte {
+func appendFramed[T string | []byte](dst []byte, seq uint64, prev T, body []byte) []byte {
 	dst = append(dst, `{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
 	dst = append(dst, `,"prev":"`...)

@@ -78,12 +78,16 @@ func HashString(key []byte, v string) string {
 
 func hashWith(h hash.Hash, v string) string {
 	var out [len(hmacPrefix) + 2*sha256.Size]byte
-	return string(appendHMAC(out[:0], h, nil, v))
+	var sum [sha256.Size]byte
+	return string(appendHMAC(out[:0], h, nil, &sum, v))
 }
 
 // appendHMAC appends "hmac-sha256:" and the hex HMAC of v under h (reset
 // first). scratch, when large enough, spares copying v to the heap.
-func appendHMAC(dst []byte, h hash.Hash, scratch []byte, v string) []byte {
+// sum is where the digest goes before it is hex-encoded: the caller's,
+// so that it does not escape through the hash.Hash interface (a heap
+// allocation per value).
+func appendHMAC(dst []byte, h hash.Hash, scratch []byte, sum *[sha256.Size]byte, v string) []byte {
 	h.Reset()
 	if len(v) <= cap(scratch) {
 		scratch = append(scratch[:0], v...)
@@ -91,7 +95,6 @@ func appendHMAC(dst []byte, h hash.Hash, scratch []byte, v string) []byte {
 	} else {
 		h.Write([]byte(v))
 	}
-	var sum [sha256.Size]byte
 	dst = append(dst, hmacPrefix...)
 	return hex.AppendEncode(dst, h.Sum(sum[:0]))
 }
@@ -111,6 +114,7 @@ var errTooDeep = errors.New("data nested too deeply")
 type hasher struct {
 	h       hash.Hash
 	scratch []byte // values are copied here to be hashed
+	sum     [sha256.Size]byte
 }
 
 func (hs *hasher) str(v string) string {
@@ -122,7 +126,7 @@ func (hs *hasher) appendHMAC(dst []byte, v string) []byte {
 	if hs.scratch == nil {
 		hs.scratch = make([]byte, 0, 1024)
 	}
-	return appendHMAC(dst, hs.h, hs.scratch, v)
+	return appendHMAC(dst, hs.h, hs.scratch, &hs.sum, v)
 }
 
 // value returns a copy of v with every string leaf HMAC'd. Numbers,

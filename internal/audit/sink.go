@@ -395,6 +395,9 @@ func (s *sink) gather(first *op) []*op {
 // partial write off again), so every record shares the write's outcome.
 func (s *sink) handle(ctx context.Context, batch []*op) {
 	head := s.Head()
+	seq := head.Seq
+	var prevBuf [2 * sha256.Size]byte // the previous line's hash, hex
+	prev := append(prevBuf[:0], head.Hash...)
 	s.buf = s.buf[:0]
 	n, lines := 0, 0
 	deadline := time.Time{}
@@ -404,8 +407,9 @@ func (s *sink) handle(ctx context.Context, batch []*op) {
 		}
 		for _, body := range o.bodies {
 			start := len(s.buf)
-			s.buf = appendFramed(s.buf, head.Seq+1, head.Hash, body)
-			head = Head{Seq: head.Seq + 1, Hash: lineHash(s.buf[start : len(s.buf)-1])}
+			seq++
+			s.buf = appendFramed(s.buf, seq, prev, body)
+			prev = appendLineHash(prev[:0], s.buf[start:len(s.buf)-1])
 		}
 		lines += len(o.bodies)
 		if deadline.IsZero() || o.deadline.Before(deadline) {
@@ -418,7 +422,7 @@ func (s *sink) handle(ctx context.Context, batch []*op) {
 	if n == 0 {
 		return
 	}
-	err := s.writeLines(ctx, deadline, s.buf, lines, head)
+	err := s.writeLines(ctx, deadline, s.buf, lines, Head{Seq: seq, Hash: string(prev)})
 	for _, o := range batch {
 		o.err = err
 		close(o.done)
