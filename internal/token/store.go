@@ -137,7 +137,7 @@ func New(ctx context.Context, b storage.Backend, opts Options) (*Store, error) {
 		defaultTTL:   opts.DefaultTTL,
 		maxTTL:       opts.MaxTTL,
 		tidyInterval: opts.TidyInterval,
-		hash:         hasher{key: salt},
+		hash:         newHasher(salt),
 	}, nil
 }
 

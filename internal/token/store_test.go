@@ -109,7 +109,7 @@ func checkInvariants(t testing.TB, b storage.Backend) {
 	if !ok || len(salt) != 32 {
 		t.Errorf("invariant: salt missing or not 32 bytes")
 	}
-	hs := hasher{key: salt}
+	hs := newHasher(salt)
 	entries := map[string]*Entry{}
 	for k, v := range all {
 		h, ok := strings.CutPrefix(k, idPrefix)
