@@ -89,12 +89,11 @@ const (
 // hashes its token, so HMAC states keyed with the salt are pooled:
 // hmac.New costs two block computations and five allocations per call.
 type hasher struct {
-	key  []byte // 32-byte salt; read-only after New
-	macs *sync.Pool
+	macs *sync.Pool // of HMAC-SHA256 keyed with the 32-byte salt
 }
 
-func newHasher(key []byte) hasher {
-	return hasher{key: key, macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, key) }}}
+func newHasher(salt []byte) hasher {
+	return hasher{macs: &sync.Pool{New: func() any { return hmac.New(sha256.New, salt) }}}
 }
 
 func (h hasher) sum(domain, v string) string {
