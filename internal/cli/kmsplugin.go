@@ -13,15 +13,15 @@ import (
 )
 
 type kmsPluginFlags struct {
-	socket, mount, key   string
-	tokenFile            string
-	authMethod, authPath string
-	role, jwtFile        string
-	timeout              time.Duration
-	metricsAddress       string
-	cacheSize            int
-	cacheTTL, refresh    time.Duration
-	logLevel, logFormat  string
+	socket, mount, key             string
+	tokenFile                      string
+	authMethod, authPath           string
+	role, jwtFile                  string
+	timeout                        time.Duration
+	metricsAddress                 string
+	cacheSize                      int
+	cacheTTL, refresh, kekLifetime time.Duration
+	logLevel, logFormat            string
 }
 
 // defaultSAToken is where a pod finds its service-account token.
@@ -69,8 +69,9 @@ See docs/kms-plugin.md.
 	fl.StringVar(&f.jwtFile, "jwt-file", "", "JWT to log in with, read at every login (default for kubernetes: "+defaultSAToken+")")
 	fl.DurationVar(&f.timeout, "timeout", kmsplugin.DefaultTimeout, "bound on each call to coffer; keep it under the EncryptionConfiguration's timeout")
 	fl.StringVar(&f.metricsAddress, "metrics-address", "", "host:port serving /metrics, /livez and /readyz (default: off)")
-	fl.IntVar(&f.cacheSize, "cache-size", kmsplugin.DefaultCacheSize, "data keys kept in memory for Decrypt during coffer outages (negative: none)")
-	fl.DurationVar(&f.cacheTTL, "cache-ttl", kmsplugin.DefaultCacheTTL, "how long a data key is kept in memory")
+	fl.IntVar(&f.cacheSize, "cache-size", kmsplugin.DefaultCacheSize, "data keys and key encryption keys kept in memory for Decrypt during coffer outages (negative: none)")
+	fl.DurationVar(&f.cacheTTL, "cache-ttl", kmsplugin.DefaultCacheTTL, "how long a data key or key encryption key is kept in memory")
+	fl.DurationVar(&f.kekLifetime, "kek-lifetime", kmsplugin.DefaultKEKLifetime, "how long one local key encryption key encrypts new data keys")
 	fl.DurationVar(&f.refresh, "refresh", kmsplugin.DefaultRefresh, "how often to check coffer and the key version between the apiserver's polls")
 	fl.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
@@ -136,7 +137,7 @@ func (e *env) kmsPluginConfig(f *kmsPluginFlags) (kmsplugin.Config, error) {
 	return kmsplugin.Config{
 		Client: client, Auth: auth, Mount: f.mount, Key: f.key, Socket: f.socket,
 		MetricsAddress: f.metricsAddress, Timeout: f.timeout, CacheSize: f.cacheSize, CacheTTL: f.cacheTTL,
-		Refresh: f.refresh, Logger: logger.With("subsystem", "kms-plugin"),
+		KEKLifetime: f.kekLifetime, Refresh: f.refresh, Logger: logger.With("subsystem", "kms-plugin"),
 	}, nil
 }
 

@@ -22,6 +22,14 @@ func gated(f *fakeCoffer) chan struct{} {
 	return g
 }
 
+// legacy returns a Decrypt request for a FormatV1 ciphertext of dek (a
+// transit ciphertext, as plugins before local KEKs wrote) made directly
+// with f, so that decrypting it takes a call to coffer.
+func legacy(f *fakeCoffer, dek []byte) *service.DecryptRequest {
+	return &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(dek)), KeyID: "transit/kube:v1",
+		Annotations: map[string][]byte{AnnotationFormat: []byte(FormatV1)}}
+}
+
 // TestBatchLone: a call that finds nothing in flight is sent at once as a
 // plain request.
 func TestBatchLone(t *testing.T) {
@@ -29,17 +37,12 @@ func TestBatchLone(t *testing.T) {
 	f := newFakeCoffer(t)
 	p, _, _ := newTestPlugin(t, f, nil)
 	dek := randomDEK(t)
-	enc, err := p.Encrypt(t.Context(), "", dek)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cache.purge()
-	got, err := p.Decrypt(t.Context(), "", &service.DecryptRequest{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID})
+	got, err := p.Decrypt(t.Context(), "", legacy(f, dek))
 	if err != nil || !bytes.Equal(got, dek) {
 		t.Fatalf("Decrypt = %x, %v", got, err)
 	}
-	if s := f.transitSizes(); !slices.Equal(s, []int{0, 0}) {
-		t.Errorf("transit requests %v, want two plain ones", s)
+	if s := f.transitSizes(); !slices.Equal(s, []int{0}) {
+		t.Errorf("transit requests %v, want one plain one", s)
 	}
 }
 
@@ -52,35 +55,20 @@ func TestBatchCoalesce(t *testing.T) {
 		ctx := t.Context()
 		f := newFakeCoffer(t)
 		p, _, logs := newTestPlugin(t, f, func(c *Config) { c.CacheSize = -1 })
-		gate := gated(f)
 		const n = 10
 		deks := make([][]byte, n)
-		encs := make([]*service.EncryptResponse, n)
+		reqs := make([]*service.DecryptRequest, n)
+		for i := range n {
+			deks[i] = randomDEK(t)
+			reqs[i] = legacy(f, deks[i])
+		}
+		gate := gated(f)
+		got := make([][]byte, n)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {
-			deks[i] = randomDEK(t)
-			wg.Go(func() { encs[i], errs[i] = p.Encrypt(ctx, "", deks[i]) })
+			wg.Go(func() { got[i], errs[i] = p.Decrypt(ctx, "", reqs[i]) })
 			synctest.Wait() // the first is in flight, the rest queue up in order
-		}
-		close(gate)
-		wg.Wait()
-		for i := range n {
-			if errs[i] != nil || encs[i].KeyID != "transit/kube:v1" {
-				t.Fatalf("Encrypt %d = %+v, %v", i, encs[i], errs[i])
-			}
-		}
-		if s := f.transitSizes(); !slices.Equal(s, []int{0, n - 1}) {
-			t.Fatalf("encrypt requests %v, want a plain one and one batch of %d", s, n-1)
-		}
-
-		gate = gated(f)
-		got := make([][]byte, n)
-		for i := range n {
-			wg.Go(func() {
-				got[i], errs[i] = p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: encs[i].Ciphertext, KeyID: encs[i].KeyID})
-			})
-			synctest.Wait()
 		}
 		close(gate)
 		wg.Wait()
@@ -89,7 +77,7 @@ func TestBatchCoalesce(t *testing.T) {
 				t.Fatalf("Decrypt %d = %x, %v; want %x", i, got[i], errs[i], deks[i])
 			}
 		}
-		if s := f.transitSizes()[2:]; !slices.Equal(s, []int{0, n - 1}) {
+		if s := f.transitSizes(); !slices.Equal(s, []int{0, n - 1}) {
 			t.Fatalf("decrypt requests %v, want a plain one and one batch of %d", s, n-1)
 		}
 		if v := metricValue(t, p.metrics.requests.WithLabelValues("Decrypt", "OK")); v != n {
@@ -111,8 +99,9 @@ func TestBatchBound(t *testing.T) {
 		gate := gated(f)
 		var wg sync.WaitGroup
 		for range maxBatch + 6 {
+			req := legacy(f, randomDEK(t))
 			wg.Go(func() {
-				if _, err := p.Encrypt(t.Context(), "", randomDEK(t)); err != nil {
+				if _, err := p.Decrypt(t.Context(), "", req); err != nil {
 					t.Error(err)
 				}
 			})
@@ -121,7 +110,7 @@ func TestBatchBound(t *testing.T) {
 		close(gate)
 		wg.Wait()
 		if s := f.transitSizes(); !slices.Equal(s, []int{0, maxBatch, 5}) {
-			t.Fatalf("encrypt requests %v, want 1 plain, %d, 5", s, maxBatch)
+			t.Fatalf("decrypt requests %v, want 1 plain, %d, 5", s, maxBatch)
 		}
 	})
 }
@@ -138,11 +127,7 @@ func TestBatchItemError(t *testing.T) {
 		var deks [][]byte
 		for range 4 {
 			dek := randomDEK(t)
-			enc, err := p.Encrypt(ctx, "", dek)
-			if err != nil {
-				t.Fatal(err)
-			}
-			reqs, deks = append(reqs, &service.DecryptRequest{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID}), append(deks, dek)
+			reqs, deks = append(reqs, legacy(f, dek)), append(deks, dek)
 		}
 		// Tampered: passes the plugin's checks, fails coffer's.
 		prefix, body, _ := strings.Cut(string(reqs[2].Ciphertext), ":v1:")
@@ -201,12 +186,16 @@ func TestBatchWholeFailure(t *testing.T) {
 				ctx := t.Context()
 				f := newFakeCoffer(t)
 				p, tr, _ := newTestPlugin(t, f, nil)
-				gate := gated(f)
 				const n = 5
+				reqs := make([]*service.DecryptRequest, n+1)
+				for i := range reqs {
+					reqs[i] = legacy(f, randomDEK(t))
+				}
+				gate := gated(f)
 				errs := make([]error, n)
 				var wg sync.WaitGroup
 				for i := range n {
-					wg.Go(func() { _, errs[i] = p.Encrypt(ctx, "", randomDEK(t)) })
+					wg.Go(func() { _, errs[i] = p.Decrypt(ctx, "", reqs[i]) })
 					synctest.Wait()
 				}
 				tc.start(f, tr)
@@ -214,7 +203,7 @@ func TestBatchWholeFailure(t *testing.T) {
 				synctest.Wait()
 				close(gate)
 				wg.Wait()
-				_, lone := p.Encrypt(ctx, "", randomDEK(t))
+				_, lone := p.Decrypt(ctx, "", reqs[n])
 				wantCode(t, lone, tc.code)
 				if errs[0] != nil {
 					t.Errorf("first call: %v", errs[0])
@@ -237,16 +226,22 @@ func TestBatchCancel(t *testing.T) {
 		ctx := t.Context()
 		f := newFakeCoffer(t)
 		p, _, _ := newTestPlugin(t, f, nil)
-		gate := gated(f)
 		const n = 5
-		encs := make([]*service.EncryptResponse, n)
+		deks := make([][]byte, n)
+		reqs := make([]*service.DecryptRequest, n)
+		for i := range n {
+			deks[i] = randomDEK(t)
+			reqs[i] = legacy(f, deks[i])
+		}
+		gate := gated(f)
+		got := make([][]byte, n)
 		errs := make([]error, n)
 		ctxs := make([]context.Context, n)
 		cancels := make([]context.CancelFunc, n)
 		var wg sync.WaitGroup
 		for i := range n {
 			ctxs[i], cancels[i] = context.WithCancel(ctx)
-			wg.Go(func() { encs[i], errs[i] = p.Encrypt(ctxs[i], "", randomDEK(t)) })
+			wg.Go(func() { got[i], errs[i] = p.Decrypt(ctxs[i], "", reqs[i]) })
 			synctest.Wait()
 		}
 		cancels[1]() // queued
@@ -264,8 +259,8 @@ func TestBatchCancel(t *testing.T) {
 		close(gate)
 		wg.Wait()
 		for _, i := range []int{0, 2, 4} {
-			if errs[i] != nil || encs[i].KeyID != "transit/kube:v1" {
-				t.Errorf("Encrypt %d = %+v, %v", i, encs[i], errs[i])
+			if errs[i] != nil || !bytes.Equal(got[i], deks[i]) {
+				t.Errorf("Decrypt %d = %x, %v", i, got[i], errs[i])
 			}
 		}
 		if s := f.transitSizes(); !slices.Equal(s, []int{0, 3}) {

@@ -197,12 +197,6 @@ func transitDecrypt(ctx context.Context, c *api.Client, k keyName, ct []byte) ([
 	return resp.Data.Plaintext, nil
 }
 
-// encrypted is one Encrypt caller's transit result.
-type encrypted struct {
-	ct      string // "vault:v<n>:..."
-	version int
-}
-
 // msgBatchInternal is what coffer puts in place of a batch item that
 // failed through coffer's own fault.
 const msgBatchInternal = "internal error; the server log has the details"
@@ -220,69 +214,6 @@ func itemError(op, path, msg string) error {
 func failAll[T any](items []*batchItem[T], err error) {
 	for _, it := range items {
 		it.err = err
-	}
-}
-
-// transitEncryptItems encrypts every item's plaintext with the latest
-// version of transit key k: one plain request for one item, else one
-// batch_input request.
-func transitEncryptItems(ctx context.Context, c *api.Client, k keyName, items []*batchItem[encrypted]) {
-	if len(items) == 1 {
-		ct, v, err := transitEncrypt(ctx, c, k, items[0].in)
-		items[0].res, items[0].err = encrypted{ct, v}, err
-		return
-	}
-	path := k.mount + "/encrypt/" + k.name
-	size := len(`{"batch_input":[]}`)
-	for _, it := range items {
-		size += len(`{"plaintext":""},`) + base64.StdEncoding.EncodedLen(len(it.in))
-	}
-	body := make([]byte, 0, size)
-	body = append(body, `{"batch_input":[`...)
-	for i, it := range items {
-		if i > 0 {
-			body = append(body, ',')
-		}
-		body = append(body, `{"plaintext":"`...)
-		body = base64.StdEncoding.AppendEncode(body, it.in)
-		body = append(body, `"}`...)
-	}
-	body = append(body, `]}`...)
-	var resp struct {
-		Data struct {
-			BatchResults []struct {
-				Ciphertext string `json:"ciphertext"`
-				KeyVersion int    `json:"key_version"`
-				Error      string `json:"error"`
-			} `json:"batch_results"`
-		} `json:"data"`
-	}
-	perItem := func() bool { return len(resp.Data.BatchResults) == len(items) }
-	if err := callBatch(ctx, c, "encrypt", path, body, &resp, perItem); err != nil {
-		failAll(items, err)
-		return
-	}
-	if !perItem() {
-		failAll(items, &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse,
-			Err: fmt.Errorf("%d batch results for %d items", len(resp.Data.BatchResults), len(items))})
-		return
-	}
-	for i, r := range resp.Data.BatchResults {
-		it := items[i]
-		if r.Error != "" {
-			it.err = itemError("encrypt", path, r.Error)
-			continue
-		}
-		v, err := parseCiphertext([]byte(r.Ciphertext))
-		switch {
-		case err != nil:
-			it.err = &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse, Err: err}
-		case r.KeyVersion != 0 && r.KeyVersion != v:
-			it.err = &CofferError{Op: "encrypt", Path: path, Status: http.StatusOK, kind: kindBadResponse,
-				Err: fmt.Errorf("key_version %d but the ciphertext says v%d", r.KeyVersion, v)}
-		default:
-			it.res = encrypted{r.Ciphertext, v}
-		}
 	}
 }
 

@@ -348,8 +348,12 @@ func TestKubernetes(t *testing.T) {
 			if err != nil {
 				t.Fatalf("%s: %v", name(i), err)
 			}
-			if o.keyID != keyV(1) || !bytes.HasPrefix(o.dekSource, []byte("vault:v1:")) ||
-				string(o.annotations[kmsplugin.AnnotationFormat]) != kmsplugin.FormatV1 {
+			// The DEK source is the seed sealed under the plugin's local
+			// KEK (nonce, 32-byte seed, tag); the KEK, wrapped by transit
+			// key version 1, is an annotation.
+			if o.keyID != keyV(1) || len(o.dekSource) != 12+32+16 ||
+				string(o.annotations[kmsplugin.AnnotationFormat]) != kmsplugin.FormatLocalKEK ||
+				!bytes.HasPrefix(o.annotations[kmsplugin.AnnotationKEK], []byte("vault:v1:")) {
 				t.Fatalf("%s: stored key id %q, DEK source %q, annotations %q", name(i), o.keyID, o.dekSource, o.annotations)
 			}
 		}
@@ -430,8 +434,8 @@ func TestKubernetes(t *testing.T) {
 		}
 		rvs := map[string]string{}
 		for i := range nSecrets {
-			if o := stored(t, name(i)); o.keyID != keyV(2) || !bytes.HasPrefix(o.dekSource, []byte("vault:v2:")) {
-				t.Errorf("%s after the rewrite: key id %q, DEK source %.12q", name(i), o.keyID, o.dekSource)
+			if o := stored(t, name(i)); o.keyID != keyV(2) || !bytes.HasPrefix(o.annotations[kmsplugin.AnnotationKEK], []byte("vault:v2:")) {
+				t.Errorf("%s after the rewrite: key id %q, KEK %.12q", name(i), o.keyID, o.annotations[kmsplugin.AnnotationKEK])
 			}
 			s, err := secrets.Get(ctx, name(i), metav1.GetOptions{})
 			if err != nil {
@@ -455,21 +459,22 @@ func TestKubernetes(t *testing.T) {
 	}
 
 	t.Run("coffer sealed", func(t *testing.T) {
-		decrypt := func(ct []byte, keyID string) ([]byte, error) {
+		decrypt := func(ct []byte, keyID string, ann map[string][]byte) ([]byte, error) {
 			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			defer cancel()
-			r, err := kms.Decrypt(dctx, &kmsapi.DecryptRequest{Ciphertext: ct, KeyId: keyID, Uid: "test"})
+			r, err := kms.Decrypt(dctx, &kmsapi.DecryptRequest{Ciphertext: ct, KeyId: keyID, Annotations: ann, Uid: "test"})
 			if err != nil {
 				return nil, err
 			}
 			return r.Plaintext, nil
 		}
 		o := stored(t, name(0))
-		before, err := decrypt(o.dekSource, o.keyID)
+		before, err := decrypt(o.dekSource, o.keyID, o.annotations)
 		if err != nil || len(before) != 32 {
 			t.Fatalf("Decrypt of a stored seed: %d bytes, %v", len(before), err)
 		}
-		// A transit ciphertext the plugin has never seen.
+		// A transit ciphertext the plugin has never seen (the format of
+		// plugins before local KEKs).
 		enc, err := root.Logical().Write(ctx, "transit/encrypt/"+transitKey,
 			map[string]any{"plaintext": base64.StdEncoding.EncodeToString(make([]byte, 32))})
 		if err != nil {
@@ -496,11 +501,11 @@ func TestKubernetes(t *testing.T) {
 		t.Logf("apiserver /readyz/kms-providers failed %v later", d.Round(time.Millisecond))
 
 		readBack(t) // the apiserver's cached seeds
-		after, err := decrypt(o.dekSource, o.keyID)
+		after, err := decrypt(o.dekSource, o.keyID, o.annotations)
 		if err != nil || !bytes.Equal(after, before) {
 			t.Errorf("Decrypt of a recently used seed while sealed: %v (same bytes: %v)", err, bytes.Equal(after, before))
 		}
-		if _, err := decrypt(unseen, keyV(2)); status.Code(err) != codes.Unavailable {
+		if _, err := decrypt(unseen, keyV(2), nil); status.Code(err) != codes.Unavailable {
 			t.Errorf("Decrypt of an unseen ciphertext while sealed: %v, want Unavailable", err)
 		}
 		_, werr := secrets.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "while-sealed"},

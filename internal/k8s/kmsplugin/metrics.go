@@ -26,6 +26,7 @@ type metrics struct {
 	healthy      prometheus.Gauge
 	keyVersion   prometheus.Gauge
 	batchSize    *prometheus.HistogramVec
+	keks         prometheus.Counter
 }
 
 func newMetrics(cacheLen func() int) *metrics {
@@ -39,10 +40,10 @@ func newMetrics(cacheLen func() int) *metrics {
 			Buckets: []float64{.0001, .00025, .0005, .001, .002, .005, .01, .025, .05, .1, .25, .5, 1, 2.5},
 		}, []string{"method", "outcome"}),
 		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "coffer_kms_dek_cache_hits_total", Help: "Decrypt requests answered from the data-key cache.",
+			Name: "coffer_kms_dek_cache_hits_total", Help: "Decrypt requests answered without coffer (a cached data key or key encryption key).",
 		}),
 		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "coffer_kms_dek_cache_misses_total", Help: "Decrypt requests that had to ask coffer.",
+			Name: "coffer_kms_dek_cache_misses_total", Help: "Decrypt requests that had to ask coffer (to unwrap a key encryption key or a data key).",
 		}),
 		cofferErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "coffer_kms_coffer_errors_total", Help: "Failed calls to coffer by operation and kind.",
@@ -63,11 +64,14 @@ func newMetrics(cacheLen func() int) *metrics {
 			Name: "coffer_kms_coffer_batch_size", Help: "Encrypt or Decrypt calls sent to coffer in one transit request, by operation.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}, []string{"operation"}),
+		keks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "coffer_kms_keks_created_total", Help: "Local key encryption keys made (each wrapped by one transit encrypt).",
+		}),
 	}
-	m.reg.MustRegister(m.batchSize, m.requests, m.latency, m.cacheHits, m.cacheMisses, m.cofferErrors, m.tokenEvents,
+	m.reg.MustRegister(m.keks, m.batchSize, m.requests, m.latency, m.cacheHits, m.cacheMisses, m.cofferErrors, m.tokenEvents,
 		m.tokenExpires, m.healthy, m.keyVersion,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "coffer_kms_dek_cache_entries", Help: "Data keys held in the cache.",
+			Name: "coffer_kms_dek_cache_entries", Help: "Data keys and key encryption keys held in the cache.",
 		}, func() float64 { return float64(cacheLen()) }),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -93,6 +97,13 @@ func (m *metrics) batch(op string, n int) {
 		return
 	}
 	m.batchSize.WithLabelValues(op).Observe(float64(n))
+}
+
+func (m *metrics) kekCreated() {
+	if m == nil {
+		return
+	}
+	m.keks.Inc()
 }
 
 func (m *metrics) cache(hit bool) {

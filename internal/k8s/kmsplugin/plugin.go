@@ -32,12 +32,14 @@ const (
 // unhealthyTTL is how long a failed round trip answers Status.
 const unhealthyTTL = time.Second
 
-// AnnotationFormat is the one annotation the plugin stores beside each
-// encrypted seed, in plaintext in etcd. The apiserver requires annotation
+// AnnotationFormat is stored beside each encrypted seed, in plaintext in
+// etcd (with AnnotationKEK for FormatLocalKEK). The apiserver requires annotation
 // keys to be fully qualified domain names (RFC 1123 subdomains of at least
 // two labels; no suffix is reserved); this one is under the project's
 // GitHub Pages domain. FormatV1 says the ciphertext is a coffer transit
-// ciphertext; a later plugin that changes the format changes the value.
+// ciphertext of the seed, as plugins before local KEKs wrote (they are
+// still decrypted); FormatLocalKEK (kek.go) is what Encrypt writes now. A
+// later plugin that changes the format changes the value.
 const (
 	AnnotationFormat = "format.kms.cofferhq.github.io"
 	FormatV1         = "transit-v1"
@@ -66,6 +68,9 @@ type Config struct {
 	// DefaultCacheTTL when zero.
 	CacheSize int
 	CacheTTL  time.Duration
+	// KEKLifetime is how long one local key encryption key encrypts new
+	// seeds (kek.go); DefaultKEKLifetime when zero.
+	KEKLifetime time.Duration
 	// HealthTTL is how long a good round trip answers Status;
 	// DefaultHealthTTL when zero.
 	HealthTTL time.Duration
@@ -106,7 +111,7 @@ func (c *Config) validate() error {
 		v    *time.Duration
 		def  time.Duration
 	}{{"timeout", &c.Timeout, DefaultTimeout}, {"cache TTL", &c.CacheTTL, DefaultCacheTTL},
-		{"health TTL", &c.HealthTTL, DefaultHealthTTL}, {"refresh interval", &c.Refresh, DefaultRefresh},
+		{"health TTL", &c.HealthTTL, DefaultHealthTTL}, {"KEK lifetime", &c.KEKLifetime, DefaultKEKLifetime}, {"refresh interval", &c.Refresh, DefaultRefresh},
 		{"token poll interval", &c.TokenPoll, defaultPoll}} {
 		if *d.v < 0 {
 			errs = append(errs, fmt.Errorf("%s %v: must not be negative", d.name, *d.v))
@@ -137,11 +142,13 @@ type Plugin struct {
 	latest atomic.Int64                // latest transit key version seen; 0: none yet
 	health atomic.Pointer[healthState] // the last round trip's result; nil: none yet
 
+	// kek is the local key encryption key that encrypts new seeds.
+	kek kekState
+
 	// probeMu serialises round trips, so concurrent Status calls share one.
 	probeMu sync.Mutex
 
-	// encrypter and decrypter coalesce concurrent calls to coffer.
-	encrypter *coalescer[encrypted]
+	// decrypter coalesces concurrent decrypt calls to coffer.
 	decrypter *coalescer[[]byte]
 }
 
@@ -166,18 +173,6 @@ func New(cfg Config) (*Plugin, error) {
 	}
 	p.metrics = newMetrics(p.cache.len)
 	p.tokens = newTokenManager(cfg.Client, cfg.Auth, cfg.Timeout, cfg.TokenPoll, cfg.Logger.With("subsystem", "token"), p.metrics)
-	p.encrypter = &coalescer[encrypted]{
-		op: "encrypt", path: p.key.mount + "/encrypt/" + p.key.name, timeout: cfg.Timeout,
-		send: func(ctx context.Context, items []*batchItem[encrypted]) {
-			c, err := p.client()
-			if err != nil {
-				failAll(items, err)
-				return
-			}
-			transitEncryptItems(ctx, c, p.key, items)
-		},
-		observe: func(n int) { p.metrics.batch("encrypt", n) },
-	}
 	p.decrypter = &coalescer[[]byte]{
 		op: "decrypt", path: p.key.mount + "/decrypt/" + p.key.name, timeout: cfg.Timeout,
 		send: func(ctx context.Context, items []*batchItem[[]byte]) {
@@ -218,9 +213,9 @@ func (p *Plugin) Status(ctx context.Context) (*service.StatusResponse, error) {
 	return resp, nil
 }
 
-// Encrypt encrypts the apiserver's data key (a 32-byte seed) with the
-// latest version of the transit key. The transit ciphertext is the KMS
-// ciphertext; the key id names the version that encrypted it.
+// Encrypt seals the apiserver's data key (a 32-byte seed) under the local
+// KEK, which the latest transit key version wraps; the key id names that
+// version (kek.go).
 func (p *Plugin) Encrypt(ctx context.Context, uid string, plaintext []byte) (*service.EncryptResponse, error) {
 	start := time.Now()
 	resp, err := p.encrypt(ctx, uid, plaintext)
@@ -232,32 +227,29 @@ func (p *Plugin) encrypt(ctx context.Context, uid string, plaintext []byte) (*se
 	if len(plaintext) == 0 || len(plaintext) > maxPlaintext {
 		return nil, status.Errorf(codes.InvalidArgument, "kms-plugin: plaintext is %d bytes, want 1 to %d", len(plaintext), maxPlaintext)
 	}
+	// While Status reports coffer unhealthy, no new seed is encrypted,
+	// though a KEK in memory could: sealing coffer stops key use.
+	if h := p.health.Load(); h != nil && h.err != nil {
+		p.logger.Warn("encrypt refused: coffer is unhealthy", "uid", uid)
+		return nil, status.Error(codes.Unavailable, "kms-plugin: encrypt: "+healthz(h.err))
+	}
 	if _, err := p.client(); err != nil {
 		return nil, p.failed(uid, "encrypt", err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	r, err := p.encrypter.do(ctx, plaintext)
+	resp, err := p.encryptLocal(ctx, plaintext)
 	if err != nil {
 		return nil, p.failed(uid, "encrypt", err)
 	}
-	ct, v := r.ct, r.version
-	p.sawVersion(v)
-	ctb := []byte(ct)
-	p.cache.put(ctb, plaintext)
-	id := p.key.keyID(v)
-	p.logger.Debug("encrypt", "uid", uid, "key_id", id)
-	return &service.EncryptResponse{
-		Ciphertext:  ctb,
-		KeyID:       id,
-		Annotations: map[string][]byte{AnnotationFormat: []byte(FormatV1)},
-	}, nil
+	p.logger.Debug("encrypt", "uid", uid, "key_id", resp.KeyID)
+	return resp, nil
 }
 
-// Decrypt opens a ciphertext this plugin's transit key wrote, with the
-// version the ciphertext names. A data key seen recently (encrypted or
-// decrypted within CacheTTL) is answered from memory, also while coffer
-// is unreachable or sealed.
+// Decrypt opens a ciphertext this plugin's transit key protects: a seed
+// sealed under a local KEK (opened without coffer when the KEK is current
+// or cached, kek.go), or a FormatV1 transit ciphertext of the seed. What
+// is held in memory answers also while coffer is unreachable or sealed.
 func (p *Plugin) Decrypt(ctx context.Context, uid string, req *service.DecryptRequest) ([]byte, error) {
 	start := time.Now()
 	pt, err := p.decrypt(ctx, uid, req)
@@ -269,9 +261,21 @@ func (p *Plugin) decrypt(ctx context.Context, uid string, req *service.DecryptRe
 	if req == nil {
 		return nil, status.Error(codes.InvalidArgument, "kms-plugin: empty decrypt request")
 	}
-	if err := p.checkDecrypt(req); err != nil {
+	local := string(req.Annotations[AnnotationFormat]) == FormatLocalKEK
+	check := p.checkDecrypt
+	if local {
+		check = p.checkLocal
+	}
+	if err := check(req); err != nil {
 		p.logger.Warn("decrypt refused", "uid", uid, "key_id", truncate(req.KeyID, 200), "err", err)
 		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	if local {
+		pt, err := p.decryptLocal(ctx, uid, req)
+		if err == nil {
+			p.logger.Debug("decrypt", "uid", uid, "key_id", req.KeyID)
+		}
+		return pt, err
 	}
 	if dek, ok := p.cache.get(req.Ciphertext); ok {
 		p.metrics.cache(true)

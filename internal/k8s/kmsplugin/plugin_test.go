@@ -105,8 +105,8 @@ func TestEncryptDecrypt(t *testing.T) {
 	if resp.KeyID != "transit/kube:v1" {
 		t.Errorf("key id = %q, want transit/kube:v1", resp.KeyID)
 	}
-	if !bytes.HasPrefix(resp.Ciphertext, []byte("vault:v1:")) || len(resp.Ciphertext) >= 1024 || bytes.Contains(resp.Ciphertext, dek) {
-		t.Errorf("ciphertext = %q", resp.Ciphertext)
+	if len(resp.Ciphertext) != nonceSize+len(dek)+tagSize || bytes.Contains(resp.Ciphertext, dek) {
+		t.Errorf("ciphertext = %x", resp.Ciphertext)
 	}
 	// The apiserver's own rule for annotation keys (k8s.io/apiserver
 	// kmsv2.validateAnnotations).
@@ -115,11 +115,25 @@ func TestEncryptDecrypt(t *testing.T) {
 			t.Errorf("annotation key %q: %v", k, errs.ToAggregate())
 		}
 	}
-	if string(resp.Annotations[AnnotationFormat]) != FormatV1 {
+	if string(resp.Annotations[AnnotationFormat]) != FormatLocalKEK || !bytes.HasPrefix(resp.Annotations[AnnotationKEK], []byte("vault:v1:")) {
 		t.Errorf("annotations = %q", resp.Annotations)
 	}
+	// The second seed goes under the same KEK: no call to coffer.
+	dek2 := randomDEK(t)
+	resp2, err := p.Encrypt(ctx, "uid-1b", dek2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count("transit/encrypt/kube"); n != 1 {
+		t.Errorf("coffer encrypt calls for two seeds = %d, want 1 (one KEK)", n)
+	}
+	if !bytes.Equal(resp2.Annotations[AnnotationKEK], resp.Annotations[AnnotationKEK]) || bytes.Equal(resp2.Ciphertext[:nonceSize], resp.Ciphertext[:nonceSize]) {
+		t.Errorf("second seed: KEK %q (first %q), nonce %x (first %x)", resp2.Annotations[AnnotationKEK], resp.Annotations[AnnotationKEK],
+			resp2.Ciphertext[:nonceSize], resp.Ciphertext[:nonceSize])
+	}
 
-	// A second plugin has nothing cached and must ask coffer.
+	// A second plugin has nothing cached and must ask coffer, once for
+	// the KEK: every seed under it then opens without coffer.
 	fresh, _, freshLogs := newTestPlugin(t, f, nil)
 	req := &service.DecryptRequest{Ciphertext: resp.Ciphertext, KeyID: resp.KeyID, Annotations: resp.Annotations}
 	got, err := fresh.Decrypt(ctx, "uid-2", req)
@@ -136,10 +150,17 @@ func TestEncryptDecrypt(t *testing.T) {
 	if n := f.count("transit/decrypt/kube"); n != 1 {
 		t.Errorf("coffer decrypt calls after a repeat = %d, want 1 (cached)", n)
 	}
-	if hits := metricValue(t, fresh.metrics.cacheHits); hits != 1 {
-		t.Errorf("cache hits = %v, want 1", hits)
+	req2 := &service.DecryptRequest{Ciphertext: resp2.Ciphertext, KeyID: resp2.KeyID, Annotations: resp2.Annotations}
+	if got, err := fresh.Decrypt(ctx, "uid-3b", req2); err != nil || !bytes.Equal(got, dek2) {
+		t.Fatalf("Decrypt of the second seed = %x, %v; want %x", got, err, dek2)
 	}
-	// The encrypting plugin cached the seed when it encrypted it.
+	if n := f.count("transit/decrypt/kube"); n != 1 {
+		t.Errorf("coffer decrypt calls after a second seed under the same KEK = %d, want 1", n)
+	}
+	if hits := metricValue(t, fresh.metrics.cacheHits); hits != 2 {
+		t.Errorf("cache hits = %v, want 2", hits)
+	}
+	// The encrypting plugin holds the KEK.
 	if _, err := p.Decrypt(ctx, "uid-4", req); err != nil || f.count("transit/decrypt/kube") != 1 {
 		t.Errorf("Decrypt by the encrypting plugin: %v, coffer calls %d", err, f.count("transit/decrypt/kube"))
 	}
@@ -148,7 +169,17 @@ func TestEncryptDecrypt(t *testing.T) {
 	if err != nil || st.Healthz != "ok" || st.Version != "v2" || st.KeyID != "transit/kube:v1" {
 		t.Errorf("Status = %+v, %v", st, err)
 	}
-	noKeyMaterial(t, logs.String()+freshLogs.String(), dek)
+	noKeyMaterial(t, logs.String()+freshLogs.String(), dek, dek2)
+
+	// Ciphertexts of plugins before local KEKs (FormatV1: a transit
+	// ciphertext of the seed) still decrypt.
+	old := randomDEK(t)
+	for _, ann := range []map[string][]byte{nil, {AnnotationFormat: []byte(FormatV1)}} {
+		req := &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(old)), KeyID: "transit/kube:v1", Annotations: ann}
+		if got, err := p.Decrypt(ctx, "uid-5", req); err != nil || !bytes.Equal(got, old) {
+			t.Errorf("Decrypt of a %s ciphertext (annotations %q) = %x, %v", FormatV1, ann, got, err)
+		}
+	}
 }
 
 func TestKeyIDFollowsRotation(t *testing.T) {
@@ -175,12 +206,17 @@ func TestKeyIDFollowsRotation(t *testing.T) {
 			t.Errorf("key id after rotation = %q, want transit/kube:v2", st.KeyID)
 		}
 		resp, err := p.Encrypt(ctx, "", randomDEK(t))
-		if err != nil || resp.KeyID != "transit/kube:v2" || !bytes.HasPrefix(resp.Ciphertext, []byte("vault:v2:")) {
+		if err != nil || resp.KeyID != "transit/kube:v2" || !bytes.HasPrefix(resp.Annotations[AnnotationKEK], []byte("vault:v2:")) {
 			t.Fatalf("Encrypt after rotation = %+v, %v", resp, err)
 		}
-		// Data under the old key id still opens, with its own version.
-		if _, err := p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: old.Ciphertext, KeyID: old.KeyID}); err != nil {
+		// Data under the old key id still opens, with its own version
+		// (the cache is off: coffer unwraps the old KEK).
+		before := f.count("transit/decrypt/kube")
+		if _, err := p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: old.Ciphertext, KeyID: old.KeyID, Annotations: old.Annotations}); err != nil {
 			t.Errorf("Decrypt of a v1 ciphertext: %v", err)
+		}
+		if f.count("transit/decrypt/kube") != before+1 {
+			t.Errorf("the old KEK was not unwrapped by coffer")
 		}
 		if got := metricValue(t, p.metrics.keyVersion); got != 2 {
 			t.Errorf("key version gauge = %v, want 2", got)
@@ -197,11 +233,22 @@ func TestDecryptRefusesBadInput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ct := string(good.Ciphertext)
+	kek := string(good.Annotations[AnnotationKEK])
+	local := func(kv ...string) map[string][]byte {
+		m := map[string][]byte{AnnotationFormat: []byte(FormatLocalKEK)}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i]] = []byte(kv[i+1])
+		}
+		return m
+	}
+	// ct is a FormatV1 ciphertext (a transit ciphertext of the seed).
+	ct := f.encryptDirect(randomDEK(t))
 	junk := randomDEK(t)
+	flipped := bytes.Clone(good.Ciphertext)
+	flipped[len(flipped)-1] ^= 1
 
 	// Refused by the plugin itself, without asking coffer.
-	local := []struct {
+	refused := []struct {
 		name  string
 		ct    string
 		keyID string
@@ -220,8 +267,18 @@ func TestDecryptRefusesBadInput(t *testing.T) {
 		{"another plugin's key id", ct, "key-1", nil},
 		{"key id of another version", ct, "transit/kube:v2", nil},
 		{"newer format", ct, good.KeyID, map[string][]byte{AnnotationFormat: []byte("transit-v9")}},
+		{"local: no KEK annotation", string(good.Ciphertext), good.KeyID, local()},
+		{"local: KEK annotation not a transit ciphertext", string(good.Ciphertext), good.KeyID, local(AnnotationKEK, "junk")},
+		{"local: KEK annotation truncated", string(good.Ciphertext), good.KeyID, local(AnnotationKEK, kek[:len(kek)-5])},
+		{"local: key id of another version than the KEK", string(good.Ciphertext), "transit/kube:v2", local(AnnotationKEK, kek)},
+		{"local: key id of another key", string(good.Ciphertext), "transit/other:v1", local(AnnotationKEK, kek)},
+		{"local: empty ciphertext", "", good.KeyID, local(AnnotationKEK, kek)},
+		{"local: truncated ciphertext", string(good.Ciphertext[:nonceSize+tagSize]), good.KeyID, local(AnnotationKEK, kek)},
+		{"local: over the limit", string(make([]byte, nonceSize+tagSize+maxPlaintext+1)), good.KeyID, local(AnnotationKEK, kek)},
+		{"local: tampered ciphertext", string(flipped), good.KeyID, local(AnnotationKEK, kek)},
+		{"local: foreign bytes", strings.Repeat("x", 60), good.KeyID, local(AnnotationKEK, kek)},
 	}
-	for _, tt := range local {
+	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: []byte(tt.ct), KeyID: tt.keyID, Annotations: tt.ann})
 			wantCode(t, err, codes.InvalidArgument)
@@ -235,19 +292,51 @@ func TestDecryptRefusesBadInput(t *testing.T) {
 	}
 
 	// Well formed, refused by coffer: a clear InvalidArgument too.
-	raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(ct, "vault:v1:"))
-	raw[len(raw)-1] ^= 1
-	tampered := "vault:v1:" + base64.StdEncoding.EncodeToString(raw)
+	tamper := func(ct string) string {
+		raw, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(ct, "vault:v1:"))
+		raw[len(raw)-1] ^= 1
+		return "vault:v1:" + base64.StdEncoding.EncodeToString(raw)
+	}
+	tampered := tamper(ct)
 	for name, req := range map[string]*service.DecryptRequest{
-		"tampered":          {Ciphertext: []byte(tampered), KeyID: good.KeyID},
-		"unknown version":   {Ciphertext: []byte(strings.Replace(ct, "vault:v1:", "vault:v9:", 1)), KeyID: "transit/kube:v9"},
-		"unknown extra ann": {Ciphertext: []byte(tampered), KeyID: good.KeyID, Annotations: map[string][]byte{"x.example.com": nil}},
+		"tampered":            {Ciphertext: []byte(tampered), KeyID: good.KeyID},
+		"unknown version":     {Ciphertext: []byte(strings.Replace(ct, "vault:v1:", "vault:v9:", 1)), KeyID: "transit/kube:v9"},
+		"unknown extra ann":   {Ciphertext: []byte(tampered), KeyID: good.KeyID, Annotations: map[string][]byte{"x.example.com": nil}},
+		"local: tampered KEK": {Ciphertext: good.Ciphertext, KeyID: good.KeyID, Annotations: local(AnnotationKEK, tamper(kek))},
+		"local: KEK of an unknown version": {Ciphertext: good.Ciphertext, KeyID: "transit/kube:v9",
+			Annotations: local(AnnotationKEK, strings.Replace(kek, "vault:v1:", "vault:v9:", 1))},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := p.Decrypt(ctx, "", req)
 			wantCode(t, err, codes.InvalidArgument)
 			if !strings.Contains(err.Error(), "coffer decrypt") {
 				t.Errorf("error %q does not say coffer refused it", err)
+			}
+		})
+	}
+
+	// A transit ciphertext of something else than a KEK, and a seed
+	// sealed under another KEK than its annotation names: coffer opens
+	// the annotation, the plugin refuses the rest.
+	other, err := p.Encrypt(ctx, "", randomDEK(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.kek.cur.Store(nil) // a new KEK for the next seed
+	second, err := p.Encrypt(ctx, "", randomDEK(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, req := range map[string]*service.DecryptRequest{
+		"local: KEK annotation of another size": {Ciphertext: good.Ciphertext, KeyID: good.KeyID,
+			Annotations: local(AnnotationKEK, f.encryptDirect([]byte("sixteen byte key")))},
+		"local: sealed under another KEK": {Ciphertext: second.Ciphertext, KeyID: good.KeyID, Annotations: other.Annotations},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := p.Decrypt(ctx, "", req)
+			wantCode(t, err, codes.InvalidArgument)
+			if !strings.Contains(err.Error(), AnnotationKEK) {
+				t.Errorf("error %q does not name the KEK annotation", err)
 			}
 		})
 	}
@@ -282,8 +371,18 @@ func TestOutage(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cached := &service.DecryptRequest{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID}
-		other := &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(randomDEK(t))), KeyID: enc.KeyID}
+		cached := &service.DecryptRequest{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID, Annotations: enc.Annotations}
+		// A seed under a KEK this plugin has not seen (another plugin's),
+		// and a FormatV1 seed it has not seen.
+		p2, _, _ := newTestPlugin(t, f, nil)
+		enc2, err := p2.Encrypt(ctx, "", randomDEK(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		unseen := []*service.DecryptRequest{
+			{Ciphertext: enc2.Ciphertext, KeyID: enc2.KeyID, Annotations: enc2.Annotations},
+			{Ciphertext: []byte(f.encryptDirect(randomDEK(t))), KeyID: enc.KeyID},
+		}
 		if st, _ := p.Status(ctx); st.Healthz != "ok" {
 			t.Fatalf("Status before the outage: %+v", st)
 		}
@@ -309,20 +408,103 @@ func TestOutage(t *testing.T) {
 			if got, err := p.Decrypt(ctx, "", cached); err != nil || !bytes.Equal(got, dek) {
 				t.Errorf("%s: Decrypt of a cached data key = %x, %v", outage.name, got, err)
 			}
-			_, err = p.Decrypt(ctx, "", other)
-			wantCode(t, err, codes.Unavailable)
+			for _, req := range unseen {
+				_, err = p.Decrypt(ctx, "", req)
+				wantCode(t, err, codes.Unavailable)
+			}
+			// The KEK in memory could encrypt, but while Status says
+			// coffer is unhealthy no new seed is encrypted.
 			_, err = p.Encrypt(ctx, "", randomDEK(t))
 			wantCode(t, err, codes.Unavailable)
+			if !strings.Contains(err.Error(), outage.healthz) {
+				t.Errorf("%s: Encrypt error %q does not say why", outage.name, err)
+			}
 			outage.stop()
 			time.Sleep(unhealthyTTL)
 			if st, _ := p.Status(ctx); st.Healthz != "ok" {
 				t.Errorf("%s: Status after the outage = %+v", outage.name, st)
+			}
+			if _, err := p.Encrypt(ctx, "", randomDEK(t)); err != nil {
+				t.Errorf("%s: Encrypt after the outage: %v", outage.name, err)
 			}
 		}
 		if n := metricValue(t, p.metrics.cofferErrors.WithLabelValues("encrypt", "sealed")); n < 1 {
 			t.Errorf("coffer errors (encrypt, sealed) = %v", n)
 		}
 		noKeyMaterial(t, logs.String(), dek)
+	})
+}
+
+// TestKEKRenewal: a KEK encrypts until its lifetime or its use count is
+// spent, then the next Encrypt makes a new one; seeds under the old one
+// still open. Concurrent callers that find no usable KEK share one call
+// to coffer.
+func TestKEKRenewal(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.KEKLifetime, c.CacheTTL = time.Hour, 24*time.Hour })
+		gate := gated(f)
+		const n = 8
+		encs := make([]*service.EncryptResponse, n)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { encs[i], errs[i] = p.Encrypt(ctx, "", randomDEK(t)) })
+		}
+		synctest.Wait()
+		close(gate)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || !bytes.Equal(encs[i].Annotations[AnnotationKEK], encs[0].Annotations[AnnotationKEK]) {
+				t.Fatalf("Encrypt %d = %+v, %v; want the first caller's KEK", i, encs[i], errs[i])
+			}
+		}
+		kek := func() string {
+			enc, err := p.Encrypt(ctx, "", randomDEK(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return string(enc.Annotations[AnnotationKEK])
+		}
+		first := string(encs[0].Annotations[AnnotationKEK])
+		if got := f.count("transit/encrypt/kube"); got != 1 {
+			t.Errorf("coffer encrypt calls for %d concurrent first seeds = %d, want 1", n, got)
+		}
+		time.Sleep(time.Hour - time.Second)
+		if kek() != first {
+			t.Error("the KEK changed within its lifetime")
+		}
+		time.Sleep(time.Second)
+		second := kek()
+		if second == first {
+			t.Error("the KEK outlived its lifetime")
+		}
+		p.kek.cur.Load().uses.Store(kekMaxUses)
+		if kek() == second {
+			t.Errorf("the KEK encrypted more than %d seeds", kekMaxUses)
+		}
+		if got := metricValue(t, p.metrics.keks); got != 3 {
+			t.Errorf("KEKs created = %v, want 3", got)
+		}
+		dek := randomDEK(t)
+		enc, err := p.Encrypt(ctx, "", dek)
+		if err != nil {
+			t.Fatal(err)
+		}
+		old := encs[0]
+		for _, req := range []*service.DecryptRequest{
+			{Ciphertext: enc.Ciphertext, KeyID: enc.KeyID, Annotations: enc.Annotations},
+			{Ciphertext: old.Ciphertext, KeyID: old.KeyID, Annotations: old.Annotations},
+		} {
+			if _, err := p.Decrypt(ctx, "", req); err != nil {
+				t.Errorf("Decrypt: %v", err)
+			}
+		}
+		if got := f.count("transit/decrypt/kube"); got != 0 {
+			t.Errorf("coffer decrypt calls = %d, want 0: the plugin's own KEKs are cached", got)
+		}
 	})
 }
 
@@ -402,4 +584,47 @@ func metricValue(t *testing.T, m prometheus.Metric) float64 {
 	}
 	t.Fatalf("metric %v is not a counter or gauge", m.Desc())
 	return 0
+}
+
+// FuzzDecryptLocal feeds arbitrary local-KEK Decrypt requests (ciphertext,
+// key id, wrapped KEK) to a plugin whose coffer is the fake: Decrypt never
+// panics, refuses with InvalidArgument what it cannot open, and opens
+// nothing but the genuine ciphertext (to its seed).
+func FuzzDecryptLocal(f *testing.F) {
+	fc := newFakeCoffer(f)
+	c, _ := fakeClient(f, fc)
+	tok := fc.addToken(0, false)
+	p, err := New(Config{Client: c, Auth: staticAuth{tok}, Key: fc.key, CacheSize: 4})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p.tokens.cur.Store(c.WithToken(tok))
+	seed := make([]byte, 32)
+	for i := range seed {
+		seed[i] = byte(i)
+	}
+	good, err := p.Encrypt(f.Context(), "", seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	kek := good.Annotations[AnnotationKEK]
+	f.Add(good.Ciphertext, good.KeyID, kek)
+	f.Add(good.Ciphertext[:20], good.KeyID, kek)
+	f.Add(good.Ciphertext, "transit/kube:v2", kek)
+	f.Add(good.Ciphertext, good.KeyID, []byte("vault:v1:AAAA"))
+	f.Add(good.Ciphertext, good.KeyID, []byte(fc.encryptDirect(make([]byte, 32))))
+	f.Fuzz(func(t *testing.T, ct []byte, keyID string, wrapped []byte) {
+		req := &service.DecryptRequest{Ciphertext: ct, KeyID: keyID,
+			Annotations: map[string][]byte{AnnotationFormat: []byte(FormatLocalKEK), AnnotationKEK: wrapped}}
+		pt, err := p.Decrypt(t.Context(), "", req)
+		if err != nil {
+			if c := status.Code(err); c != codes.InvalidArgument {
+				t.Fatalf("err = %v, want InvalidArgument", err)
+			}
+			return
+		}
+		if !bytes.Equal(ct, good.Ciphertext) || !bytes.Equal(wrapped, kek) || !bytes.Equal(pt, seed) {
+			t.Fatalf("opened a forged request: ct %x, kek %q -> %x", ct, wrapped, pt)
+		}
+	})
 }
