@@ -69,6 +69,6 @@
 // and renamed into place; a stale socket is replaced, a served one is an
 // error), the token manager, a check of coffer every Config.Refresh and,
 // with Config.MetricsAddress, /metrics, /livez and /readyz. The first of
-// them to fail stops the rest; on return the socket is removed and the
-// cache zeroed.
+// them to fail stops the rest; on return the socket is removed, the
+// cache zeroed and the current KEK dropped.
 package kmsplugin

@@ -19,13 +19,17 @@ import (
 // Run serves the KMS v2 API on cfg.Socket until ctx ends, together with
 // the token manager, the periodic health and key-id check and, when
 // configured, the metrics listener. The first of them to fail stops the
-// rest. On return the socket is removed and the cache zeroed.
+// rest. On return the socket is removed, the cache zeroed and the current
+// KEK dropped.
 func (p *Plugin) Run(ctx context.Context) error {
 	ln, err := listenUnix(p.cfg.Socket)
 	if err != nil {
 		return err
 	}
-	defer p.cache.purge()
+	defer func() {
+		p.kek.cur.Store(nil)
+		p.cache.purge()
+	}()
 	tasks := []func(context.Context) error{
 		p.tokens.Run,
 		p.refreshLoop,
