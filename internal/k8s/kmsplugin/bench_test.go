@@ -213,7 +213,7 @@ func BenchmarkPlugin(b *testing.B) {
 }
 
 // openRates are the total call rates (per second) of the open-loop runs.
-var openRates = []int{1000, 4000}
+var openRates = []int{1000, 4000, 8000}
 
 // runOpenLoop makes b.N calls from concurrency goroutines, each calling
 // at rate/concurrency per second on a fixed schedule, and reports p50 and
