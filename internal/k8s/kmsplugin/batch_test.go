@@ -22,12 +22,19 @@ func gated(f *fakeCoffer) chan struct{} {
 	return g
 }
 
-// legacy returns a Decrypt request for a FormatV1 ciphertext of dek (a
-// transit ciphertext, as plugins before local KEKs wrote) made directly
-// with f, so that decrypting it takes a call to coffer.
-func legacy(f *fakeCoffer, dek []byte) *service.DecryptRequest {
-	return &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(dek)), KeyID: "transit/kube:v1",
-		Annotations: map[string][]byte{AnnotationFormat: []byte(FormatV1)}}
+// legacy returns n random seeds and Decrypt requests for FormatV1
+// ciphertexts of them (transit ciphertexts, as plugins before local KEKs
+// wrote) made directly with f, so that decrypting one takes a call to
+// coffer.
+func legacy(t *testing.T, f *fakeCoffer, n int) ([][]byte, []*service.DecryptRequest) {
+	deks := make([][]byte, n)
+	reqs := make([]*service.DecryptRequest, n)
+	for i := range n {
+		deks[i] = randomDEK(t)
+		reqs[i] = &service.DecryptRequest{Ciphertext: []byte(f.encryptDirect(deks[i])), KeyID: "transit/kube:v1",
+			Annotations: map[string][]byte{AnnotationFormat: []byte(FormatV1)}}
+	}
+	return deks, reqs
 }
 
 // TestBatchLone: a call that finds nothing in flight is sent at once as a
@@ -36,9 +43,9 @@ func TestBatchLone(t *testing.T) {
 	t.Parallel()
 	f := newFakeCoffer(t)
 	p, _, _ := newTestPlugin(t, f, nil)
-	dek := randomDEK(t)
-	got, err := p.Decrypt(t.Context(), "", legacy(f, dek))
-	if err != nil || !bytes.Equal(got, dek) {
+	deks, reqs := legacy(t, f, 1)
+	got, err := p.Decrypt(t.Context(), "", reqs[0])
+	if err != nil || !bytes.Equal(got, deks[0]) {
 		t.Fatalf("Decrypt = %x, %v", got, err)
 	}
 	if s := f.transitSizes(); !slices.Equal(s, []int{0}) {
@@ -56,12 +63,7 @@ func TestBatchCoalesce(t *testing.T) {
 		f := newFakeCoffer(t)
 		p, _, logs := newTestPlugin(t, f, func(c *Config) { c.CacheSize = -1 })
 		const n = 10
-		deks := make([][]byte, n)
-		reqs := make([]*service.DecryptRequest, n)
-		for i := range n {
-			deks[i] = randomDEK(t)
-			reqs[i] = legacy(f, deks[i])
-		}
+		deks, reqs := legacy(t, f, n)
 		gate := gated(f)
 		got := make([][]byte, n)
 		errs := make([]error, n)
@@ -96,10 +98,10 @@ func TestBatchBound(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeCoffer(t)
 		p, _, _ := newTestPlugin(t, f, nil)
+		_, reqs := legacy(t, f, maxBatch+6)
 		gate := gated(f)
 		var wg sync.WaitGroup
-		for range maxBatch + 6 {
-			req := legacy(f, randomDEK(t))
+		for _, req := range reqs {
 			wg.Go(func() {
 				if _, err := p.Decrypt(t.Context(), "", req); err != nil {
 					t.Error(err)
@@ -123,12 +125,7 @@ func TestBatchItemError(t *testing.T) {
 		ctx := t.Context()
 		f := newFakeCoffer(t)
 		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.CacheSize = -1 })
-		var reqs []*service.DecryptRequest
-		var deks [][]byte
-		for range 4 {
-			dek := randomDEK(t)
-			reqs, deks = append(reqs, legacy(f, dek)), append(deks, dek)
-		}
+		deks, reqs := legacy(t, f, 4)
 		// Tampered: passes the plugin's checks, fails coffer's.
 		prefix, body, _ := strings.Cut(string(reqs[2].Ciphertext), ":v1:")
 		raw, err := base64.StdEncoding.DecodeString(body)
@@ -187,10 +184,7 @@ func TestBatchWholeFailure(t *testing.T) {
 				f := newFakeCoffer(t)
 				p, tr, _ := newTestPlugin(t, f, nil)
 				const n = 5
-				reqs := make([]*service.DecryptRequest, n+1)
-				for i := range reqs {
-					reqs[i] = legacy(f, randomDEK(t))
-				}
+				_, reqs := legacy(t, f, n+1)
 				gate := gated(f)
 				errs := make([]error, n)
 				var wg sync.WaitGroup
@@ -227,12 +221,7 @@ func TestBatchCancel(t *testing.T) {
 		f := newFakeCoffer(t)
 		p, _, _ := newTestPlugin(t, f, nil)
 		const n = 5
-		deks := make([][]byte, n)
-		reqs := make([]*service.DecryptRequest, n)
-		for i := range n {
-			deks[i] = randomDEK(t)
-			reqs[i] = legacy(f, deks[i])
-		}
+		deks, reqs := legacy(t, f, n)
 		gate := gated(f)
 		got := make([][]byte, n)
 		errs := make([]error, n)
