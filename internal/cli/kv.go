@@ -51,6 +51,16 @@ func kvPath(ctx context.Context, c *api.Client, p, mount string) (string, string
 	return m, strings.TrimPrefix(p+"/", m), nil
 }
 
+// kvTarget returns a client and the mount and key of path p (kvPath).
+func (e *env) kvTarget(ctx context.Context, p, mount string) (*api.Client, string, string, error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, "", "", err
+	}
+	m, key, err := kvPath(ctx, c, p, mount)
+	return c, m, key, err
+}
+
 func kvAPIPath(mount, kind, key string) string {
 	return mount + kind + "/" + strings.Trim(key, "/")
 }
@@ -105,15 +115,11 @@ func newKVPutCmd(e *env, patch bool) *cobra.Command {
 		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
 			data, err := parseKV(e.stdin, args[1:])
 			if err != nil {
 				return err
 			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -150,11 +156,7 @@ func newKVGetCmd(e *env) *cobra.Command {
 		Args:  exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -226,11 +228,7 @@ func newKVVersionsCmd(e *env, op string) *cobra.Command {
 			if op != "delete" && len(vs) == 0 {
 				return usagef("%s needs -versions", op)
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -259,11 +257,7 @@ func newKVListCmd(e *env) *cobra.Command {
 		Args:  exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -298,11 +292,7 @@ func newKVMetadataCmd(e *env) *cobra.Command {
 		Args:  exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -354,11 +344,7 @@ func newKVMetadataCmd(e *env) *cobra.Command {
 				}
 				body["custom_metadata"] = cm
 			}
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
@@ -381,11 +367,7 @@ func newKVMetadataCmd(e *env) *cobra.Command {
 		Args:  exactArgs(1, "PATH"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c, err := e.client()
-			if err != nil {
-				return err
-			}
-			m, key, err := kvPath(ctx, c, args[0], mount)
+			c, m, key, err := e.kvTarget(ctx, args[0], mount)
 			if err != nil {
 				return err
 			}
