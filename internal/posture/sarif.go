@@ -5,8 +5,6 @@ import (
 	"io"
 	"net/url"
 	"strings"
-
-	"github.com/cofferhq/coffer/internal/scan/rule"
 )
 
 // SARIF 2.1.0, the subset GitHub code scanning reads. scan's writer is
@@ -40,30 +38,6 @@ type sarifResult struct {
 	Locations           []map[string]any  `json:"locations"`
 	PartialFingerprints map[string]string `json:"partialFingerprints"`
 	Properties          map[string]any    `json:"properties,omitempty"`
-}
-
-func sarifLevel(s rule.Severity) string {
-	switch s {
-	case rule.Critical, rule.High:
-		return "error"
-	case rule.Medium:
-		return "warning"
-	}
-	return "note"
-}
-
-func securitySeverity(s rule.Severity) string {
-	switch s {
-	case rule.Critical:
-		return "9.5"
-	case rule.High:
-		return "8.0"
-	case rule.Medium:
-		return "5.5"
-	case rule.Low:
-		return "3.0"
-	}
-	return "1.0"
 }
 
 // objectURI names a cluster object as a relative URI:
@@ -103,8 +77,8 @@ func WriteSARIF(w io.Writer, rep *Report, o WriteOptions) error {
 			ShortDescription:     sarifText{c.Title},
 			FullDescription:      sarifText{c.Title + " (coffer posture, maturity level " + LevelNames[c.Level] + ")."},
 			Help:                 sarifText{c.Remediation},
-			DefaultConfiguration: map[string]string{"level": sarifLevel(c.Severity)},
-			Properties:           map[string]any{"tags": tags, "security-severity": securitySeverity(c.Severity), "precision": "high"},
+			DefaultConfiguration: map[string]string{"level": c.Severity.SARIFLevel()},
+			Properties:           map[string]any{"tags": tags, "security-severity": c.Severity.SecuritySeverity(), "precision": "high"},
 		})
 	}
 	results := []sarifResult{}
@@ -118,7 +92,7 @@ func WriteSARIF(w io.Writer, rep *Report, o WriteOptions) error {
 			props["cis"] = f.CIS
 		}
 		results = append(results, sarifResult{
-			RuleID: f.Check, RuleIndex: index[f.Check], Level: sarifLevel(f.Severity), Message: sarifText{msg},
+			RuleID: f.Check, RuleIndex: index[f.Check], Level: f.Severity.SARIFLevel(), Message: sarifText{msg},
 			Locations: []map[string]any{{
 				"physicalLocation": map[string]any{"artifactLocation": map[string]string{"uri": objectURI(f.Object)}},
 				"logicalLocations": []map[string]string{{"name": f.Object, "kind": "resource"}},

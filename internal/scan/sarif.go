@@ -7,8 +7,6 @@ import (
 	"net/url"
 	"path/filepath"
 	"strings"
-
-	"github.com/cofferhq/coffer/internal/scan/rule"
 )
 
 // SARIF 2.1.0 output, the subset GitHub code scanning reads.
@@ -89,31 +87,6 @@ type sarifRegion struct {
 	EndLine     int `json:"endLine"`
 }
 
-func sarifLevel(s rule.Severity) string {
-	switch s {
-	case rule.Critical, rule.High:
-		return "error"
-	case rule.Medium:
-		return "warning"
-	}
-	return "note"
-}
-
-// securitySeverity is the CVSS-like score GitHub ranks alerts by.
-func securitySeverity(s rule.Severity) string {
-	switch s {
-	case rule.Critical:
-		return "9.5"
-	case rule.High:
-		return "8.0"
-	case rule.Medium:
-		return "5.5"
-	case rule.Low:
-		return "3.0"
-	}
-	return "1.0"
-}
-
 // sarifURI turns a path into a URI reference: relative paths stay relative
 // (GitHub resolves them against the checkout), absolute ones become file
 // URIs, and every segment is percent-encoded.
@@ -152,10 +125,10 @@ func writeSARIF(w io.Writer, res *Result, show bool, version string) error {
 				ShortDescription:     sarifText{Text: desc},
 				FullDescription:      sarifText{Text: desc + " found by coffer scan."},
 				Help:                 sarifText{Text: "Move the credential into coffer, rotate it, and remove it from the file and from git history. If it is not a secret, add an inline coffer:ignore comment or put its fingerprint in the baseline."},
-				DefaultConfiguration: sarifConfig{Level: sarifLevel(f.Severity)},
+				DefaultConfiguration: sarifConfig{Level: f.Severity.SARIFLevel()},
 				Properties: map[string]any{
 					"tags":              []string{"security", "secret", f.Family},
-					"security-severity": securitySeverity(f.Severity),
+					"security-severity": f.Severity.SecuritySeverity(),
 					"precision":         "high",
 				},
 			})
@@ -167,7 +140,7 @@ func writeSARIF(w io.Writer, res *Result, show bool, version string) error {
 			msg += ": " + f.Secret.Redacted()
 		}
 		r := sarifResult{
-			RuleID: f.RuleID, RuleIndex: i, Level: sarifLevel(f.Severity), Message: sarifText{Text: msg},
+			RuleID: f.RuleID, RuleIndex: i, Level: f.Severity.SARIFLevel(), Message: sarifText{Text: msg},
 			Locations: []sarifLocation{{PhysicalLocation: sarifPhysical{
 				ArtifactLocation: sarifArtifact{URI: sarifURI(f.File)},
 				Region:           sarifRegion{StartLine: max(1, f.Line), StartColumn: max(1, f.Column), EndLine: max(1, f.Line, f.EndLine)},

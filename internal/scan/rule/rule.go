@@ -83,6 +83,34 @@ func (s Severity) Rank() int {
 	return -1
 }
 
+// SARIFLevel is the SARIF result level of s: error for critical and high,
+// warning for medium, note below.
+func (s Severity) SARIFLevel() string {
+	switch s {
+	case Critical, High:
+		return "error"
+	case Medium:
+		return "warning"
+	}
+	return "note"
+}
+
+// SecuritySeverity is the CVSS-like score GitHub code scanning ranks SARIF
+// alerts by (the "security-severity" rule property).
+func (s Severity) SecuritySeverity() string {
+	switch s {
+	case Critical:
+		return "9.5"
+	case High:
+		return "8.0"
+	case Medium:
+		return "5.5"
+	case Low:
+		return "3.0"
+	}
+	return "1.0"
+}
+
 // Targets a rule can apply to.
 const (
 	TargetContent     = "content"
