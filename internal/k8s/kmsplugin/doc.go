@@ -15,8 +15,8 @@
 //	         transit key wraps; the ciphertext is the nonce and the sealed
 //	         seed, the key id "<mount>/<key>:v<n>" names the transit version
 //	         that wrapped the KEK, and two annotations carry the format
-//	         (FormatLocalKEK) and the wrapped KEK. Refused while Status
-//	         reports coffer unhealthy
+//	         (FormatLocalKEK) and the wrapped KEK. Refused (Unavailable)
+//	         exactly when Status would report coffer unhealthy
 //	Decrypt  opens the seed under its KEK: the current one or a cached
 //	         one without coffer, else after transit/decrypt/<key> unwraps
 //	         the KEK (then cached). Ciphertexts of the wrong size, wrapped

@@ -227,11 +227,13 @@ func (p *Plugin) encrypt(ctx context.Context, uid string, plaintext []byte) (*se
 	if len(plaintext) == 0 || len(plaintext) > maxPlaintext {
 		return nil, status.Errorf(codes.InvalidArgument, "kms-plugin: plaintext is %d bytes, want 1 to %d", len(plaintext), maxPlaintext)
 	}
-	// While Status reports coffer unhealthy, no new seed is encrypted,
-	// though a KEK in memory could: sealing coffer stops key use.
-	if h := p.health.Load(); h != nil && h.err != nil {
-		p.logger.Warn("encrypt refused: coffer is unhealthy", "uid", uid)
-		return nil, status.Error(codes.Unavailable, "kms-plugin: encrypt: "+healthz(h.err))
+	// Encrypt is refused exactly when Status would report coffer
+	// unhealthy (the same remembered round trip, or a new one when it is
+	// stale), though a KEK in memory could seal the seed: sealing coffer
+	// stops the wrapping of new seeds.
+	if err := p.check(ctx, false); err != nil {
+		p.logger.Warn("encrypt refused: coffer is unhealthy", "uid", uid, "err", err)
+		return nil, status.Error(codes.Unavailable, "kms-plugin: encrypt: "+healthz(err))
 	}
 	if _, err := p.client(); err != nil {
 		return nil, p.failed(uid, "encrypt", err)
