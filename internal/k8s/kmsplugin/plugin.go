@@ -302,6 +302,10 @@ func (p *Plugin) decrypt(ctx context.Context, uid string, req *service.DecryptRe
 // checkDecrypt refuses what this plugin cannot have written, before any
 // call to coffer.
 func (p *Plugin) checkDecrypt(req *service.DecryptRequest) error {
+	if f, ok := req.Annotations[AnnotationFormat]; ok && string(f) != FormatV1 {
+		return fmt.Errorf("kms-plugin: annotation %s is %q, this plugin reads %q and %q: upgrade the plugin",
+			AnnotationFormat, truncate(string(f), 64), FormatLocalKEK, FormatV1)
+	}
 	v, err := parseCiphertext(req.Ciphertext)
 	if err != nil {
 		return err
@@ -312,10 +316,6 @@ func (p *Plugin) checkDecrypt(req *service.DecryptRequest) error {
 	}
 	if kv != v {
 		return fmt.Errorf("%w %q: the ciphertext is from version %d", ErrUnknownKeyID, req.KeyID, v)
-	}
-	if f, ok := req.Annotations[AnnotationFormat]; ok && string(f) != FormatV1 {
-		return fmt.Errorf("kms-plugin: annotation %s is %q, this plugin reads %q: upgrade the plugin",
-			AnnotationFormat, truncate(string(f), 64), FormatV1)
 	}
 	return nil
 }

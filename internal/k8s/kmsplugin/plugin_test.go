@@ -292,6 +292,12 @@ func TestDecryptRefusesBadInput(t *testing.T) {
 	if _, err := p.Decrypt(ctx, "", nil); status.Code(err) != codes.InvalidArgument {
 		t.Errorf("nil request: %v", err)
 	}
+	// A format of a later plugin says so, whatever the ciphertext.
+	_, err = p.Decrypt(ctx, "", &service.DecryptRequest{Ciphertext: good.Ciphertext, KeyID: good.KeyID,
+		Annotations: map[string][]byte{AnnotationFormat: []byte("local-kek-v2")}})
+	if err == nil || !strings.Contains(err.Error(), "upgrade the plugin") {
+		t.Errorf("a later format: %v, want a hint to upgrade", err)
+	}
 
 	// Well formed, refused by coffer: a clear InvalidArgument too.
 	tamper := func(ct string) string {
