@@ -215,26 +215,15 @@ func (p *Plugin) decryptLocal(ctx context.Context, uid string, req *service.Decr
 		aead = k.aead
 		p.metrics.cache(true)
 	} else {
-		raw, ok := p.cache.get(wrapped)
-		p.metrics.cache(ok)
-		if !ok {
-			if _, err := p.client(); err != nil {
-				return nil, p.failed(uid, "decrypt", err)
-			}
-			cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-			defer cancel()
-			var err error
-			if raw, err = p.decrypter.do(cctx, wrapped); err != nil {
-				return nil, p.failed(uid, "decrypt", err)
-			}
-			if len(raw) != kekSize {
-				clear(raw)
-				return nil, status.Errorf(codes.InvalidArgument,
-					"kms-plugin: annotation %s does not hold a key encryption key", AnnotationKEK)
-			}
-			p.cache.put(wrapped, raw)
+		raw, err := p.openTransit(ctx, uid, wrapped)
+		if err != nil {
+			return nil, err
 		}
-		var err error
+		if len(raw) != kekSize {
+			clear(raw)
+			return nil, status.Errorf(codes.InvalidArgument,
+				"kms-plugin: annotation %s does not hold a key encryption key", AnnotationKEK)
+		}
 		aead, err = newAEAD(raw)
 		clear(raw)
 		if err != nil {

@@ -279,10 +279,21 @@ func (p *Plugin) decrypt(ctx context.Context, uid string, req *service.DecryptRe
 		}
 		return pt, err
 	}
-	if dek, ok := p.cache.get(req.Ciphertext); ok {
+	dek, err := p.openTransit(ctx, uid, req.Ciphertext)
+	if err != nil {
+		return nil, err
+	}
+	p.logger.Debug("decrypt", "uid", uid, "key_id", req.KeyID)
+	return dek, nil
+}
+
+// openTransit returns the plaintext of transit ciphertext ct (a FormatV1
+// seed or a wrapped KEK): from the cache, or from coffer and then cached.
+// The caller owns the copy it gets and zeroes it when done.
+func (p *Plugin) openTransit(ctx context.Context, uid string, ct []byte) ([]byte, error) {
+	if pt, ok := p.cache.get(ct); ok {
 		p.metrics.cache(true)
-		p.logger.Debug("decrypt from cache", "uid", uid, "key_id", req.KeyID)
-		return dek, nil
+		return pt, nil
 	}
 	p.metrics.cache(false)
 	if _, err := p.client(); err != nil {
@@ -290,13 +301,12 @@ func (p *Plugin) decrypt(ctx context.Context, uid string, req *service.DecryptRe
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	dek, err := p.decrypter.do(ctx, req.Ciphertext)
+	pt, err := p.decrypter.do(ctx, ct)
 	if err != nil {
 		return nil, p.failed(uid, "decrypt", err)
 	}
-	p.cache.put(req.Ciphertext, dek)
-	p.logger.Debug("decrypt", "uid", uid, "key_id", req.KeyID)
-	return dek, nil
+	p.cache.put(ct, pt)
+	return pt, nil
 }
 
 // checkDecrypt refuses what this plugin cannot have written, before any
