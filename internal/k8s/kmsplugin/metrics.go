@@ -61,7 +61,7 @@ func newMetrics(cacheLen func() int) *metrics {
 			Name: "coffer_kms_key_version", Help: "Latest transit key version seen (part of the reported key id).",
 		}),
 		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "coffer_kms_coffer_batch_size", Help: "Encrypt or Decrypt calls sent to coffer in one transit request, by operation.",
+			Name: "coffer_kms_coffer_batch_size", Help: "Decrypt calls sent to coffer in one transit request (coalesced), by operation.",
 			Buckets: []float64{1, 2, 4, 8, 16, 32, 64},
 		}, []string{"operation"}),
 		keks: prometheus.NewCounter(prometheus.CounterOpts{
