@@ -311,12 +311,7 @@ func (w *entryWriter) appendRequest(dst []byte, r *Request) ([]byte, error) {
 func appendAuth(dst []byte, a *Auth, hs *hasher) []byte {
 	dst = append(dst, '{')
 	at := len(dst)
-	for _, t := range [2][2]string{{"client_token", a.ClientToken}, {"accessor", a.Accessor}} {
-		if t[1] != "" {
-			dst = appendName(dst, at, t[0])
-			dst = hs.appendHashed(dst, t[1])
-		}
-	}
+	dst = hs.appendAuthHMACs(dst, at, a)
 	dst = appendField(dst, at, "display_name", a.DisplayName)
 	if len(a.Policies) > 0 {
 		dst = appendName(dst, at, "policies")

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -89,9 +90,9 @@ func TestAppendValueRefusesNonNumbers(t *testing.T) {
 }
 
 func BenchmarkRenderKVRead(b *testing.B) {
-	hs := &hasher{h: hmac.New(sha256.New, []byte("k"))}
+	hs := &hasher{h: hmac.New(sha256.New, []byte("k")), auths: &authMemo{}}
 	e := &Entry{Type: "response", Time: time.Now(),
-		Auth:    &Auth{ClientToken: "s.abc", Accessor: "acc", Policies: []string{"root"}, TokenType: "service"},
+		Auth:    &Auth{TokenID: "id", ClientToken: "s.abc", Accessor: "acc", Policies: []string{"root"}, TokenType: "service"},
 		Request: &Request{ID: "id", Operation: "read", MountType: "kv", Path: "secret/data/app/db", RemoteAddress: "127.0.0.1"},
 		Response: &Response{Data: map[string]any{
 			"data":     map[string]any{"v": strings.Repeat("x", 256)},
@@ -114,7 +115,7 @@ func BenchmarkRenderKVRead(b *testing.B) {
 // consecutive entries share their auth and request (copied, not
 // rendered again).
 func TestAppendEntryMatchesMarshal(t *testing.T) {
-	hs := &hasher{h: hmac.New(sha256.New, []byte("k"))}
+	hs := &hasher{h: hmac.New(sha256.New, []byte("k")), auths: &authMemo{}}
 	rng := rand.New(rand.NewPCG(3, 4))
 	strs := []string{"", "x", "q\"\\<>&\n\x00é\u2028\xff"}
 	s := func() string { return strs[rng.IntN(len(strs))] }
@@ -133,6 +134,9 @@ func TestAppendEntryMatchesMarshal(t *testing.T) {
 		}
 		a := &Auth{ClientToken: s(), Accessor: s(), DisplayName: s(), Policies: list(), TokenPolicies: list(),
 			EntityID: s(), TokenType: s(), TokenTTL: int64(rng.IntN(3) - 1)}
+		if rng.IntN(2) == 0 { // as the core sets it: the token's own id (its HMACs are remembered)
+			a.TokenID = "id:" + a.ClientToken
+		}
 		if rng.IntN(2) == 0 {
 			a.Metadata = map[string]string{s(): s(), "k": s()}
 		}
@@ -263,4 +267,36 @@ type wireResponse struct {
 	Data     json.RawMessage `json:"data,omitempty"`
 	Auth     *Auth           `json:"auth,omitempty"`
 	Warnings []string        `json:"warnings,omitempty"`
+}
+
+// TestAuthMemo: the remembered HMACs of a token and its accessor are
+// the ones computed afresh, for many tokens, past the memo's bound (it
+// starts over), and a token id seen with another accessor is hashed
+// again rather than answered from the memo.
+func TestAuthMemo(t *testing.T) {
+	key := []byte("k")
+	hs := &hasher{h: hmac.New(sha256.New, key), auths: &authMemo{}}
+	render := func(a *Auth) string { return string(appendAuth(nil, a, hs)) }
+	want := func(tok, acc string) string {
+		return `{"client_token":"` + HashString(key, tok) + `","accessor":"` + HashString(key, acc) + `"}`
+	}
+	for round := range 2 {
+		for i := range maxAuthMemo + 10 {
+			tok, acc := fmt.Sprint("tok", i), fmt.Sprint("acc", i)
+			if got := render(&Auth{TokenID: "id" + tok, ClientToken: tok, Accessor: acc}); got != want(tok, acc) {
+				t.Fatalf("round %d, token %d: %s, want %s", round, i, got, want(tok, acc))
+			}
+		}
+	}
+	if n := hs.auths.n.Load(); n < 1 || n > maxAuthMemo {
+		t.Fatalf("memo holds %d tokens, bound %d", n, maxAuthMemo)
+	}
+	a := &Auth{TokenID: "idtok1", ClientToken: "tok1", Accessor: "other"}
+	if got := render(a); got != want("tok1", "other") {
+		t.Fatalf("another accessor under a remembered id: %s, want %s", got, want("tok1", "other"))
+	}
+	a = &Auth{TokenID: "idx", ClientToken: "x"} // no accessor
+	if got, w := render(a), `{"client_token":"`+HashString(key, "x")+`"}`; got != w || render(a) != w {
+		t.Fatalf("token without accessor: %s, want %s", got, w)
+	}
 }

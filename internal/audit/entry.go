@@ -8,6 +8,8 @@ import (
 	"encoding/json"
 	"errors"
 	"hash"
+	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -31,6 +33,11 @@ type Entry struct {
 // or token create returned (the response's "auth"). ClientToken and
 // Accessor are HMAC'd when written; the rest is written as is.
 type Auth struct {
+	// TokenID, when set, is the storage id of ClientToken: a keyed hash
+	// that names exactly that token. A device then remembers the HMACs of
+	// ClientToken and Accessor under it instead of computing them for
+	// every request of the same token. Never written.
+	TokenID       string            `json:"-"`
 	ClientToken   string            `json:"client_token,omitempty"`
 	Accessor      string            `json:"accessor,omitempty"`
 	DisplayName   string            `json:"display_name,omitempty"`
@@ -115,6 +122,59 @@ type hasher struct {
 	h       hash.Hash
 	scratch []byte // values are copied here to be hashed
 	sum     [sha256.Size]byte
+	empty   []byte // the HMAC of "" (prefixed, hex), made on first use
+	auths   *authMemo
+}
+
+// authMemo remembers, per token (by Auth.TokenID), the HMACs of its token
+// and accessor under one device's key: a busy server sees the same few
+// tokens over and over. Only HMACs are kept, never a token. It holds at
+// most maxAuthMemo tokens and starts over when full.
+type authMemo struct {
+	m sync.Map // TokenID -> *authHMACs
+	n atomic.Int32
+}
+
+type authHMACs struct {
+	accessor       string // the accessor in the clear, to check a hit against
+	token, hashedA []byte // `"hmac-sha256:..."` of the token and of the accessor
+}
+
+const maxAuthMemo = 4096
+
+// appendAuthHMACs appends the "client_token" and "accessor" fields of a
+// (each when set) to an auth object begun at at.
+func (hs *hasher) appendAuthHMACs(dst []byte, at int, a *Auth) []byte {
+	if a.TokenID == "" || a.ClientToken == "" || hs.auths == nil {
+		for _, t := range [2][2]string{{"client_token", a.ClientToken}, {"accessor", a.Accessor}} {
+			if t[1] != "" {
+				dst = appendName(dst, at, t[0])
+				dst = hs.appendHashed(dst, t[1])
+			}
+		}
+		return dst
+	}
+	var h *authHMACs
+	if v, ok := hs.auths.m.Load(a.TokenID); ok && v.(*authHMACs).accessor == a.Accessor {
+		h = v.(*authHMACs)
+	} else {
+		h = &authHMACs{accessor: a.Accessor, token: hs.appendHashed(nil, a.ClientToken)}
+		if a.Accessor != "" {
+			h.hashedA = hs.appendHashed(nil, a.Accessor)
+		}
+		if hs.auths.n.Add(1) > maxAuthMemo {
+			hs.auths.m.Clear()
+			hs.auths.n.Store(1)
+		}
+		hs.auths.m.Store(a.TokenID, h)
+	}
+	dst = appendName(dst, at, "client_token")
+	dst = append(dst, h.token...)
+	if h.hashedA != nil {
+		dst = appendName(dst, at, "accessor")
+		dst = append(dst, h.hashedA...)
+	}
+	return dst
 }
 
 func (hs *hasher) str(v string) string {
@@ -123,6 +183,14 @@ func (hs *hasher) str(v string) string {
 }
 
 func (hs *hasher) appendHMAC(dst []byte, v string) []byte {
+	if v == "" {
+		// Empty strings are common (a KV read's deletion_time) and their
+		// HMAC is the same every time: hash it once.
+		if hs.empty == nil {
+			hs.empty = appendHMAC(nil, hs.h, nil, &hs.sum, "")
+		}
+		return append(dst, hs.empty...)
+	}
 	if hs.scratch == nil {
 		hs.scratch = make([]byte, 0, 1024)
 	}

@@ -2,6 +2,8 @@ package audit
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,6 +19,22 @@ func TestHashString(t *testing.T) {
 	want := "hmac-sha256:5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
 	if got != want {
 		t.Fatalf("HashString = %s, want %s", got, want)
+	}
+}
+
+// TestHashEmptyString: the empty string's HMAC, which a hasher makes once
+// and reuses, is the HMAC of "" under that hasher's key, every time.
+func TestHashEmptyString(t *testing.T) {
+	t.Parallel()
+	for _, key := range []string{"Jefe", "another key"} {
+		hs := &hasher{h: hmac.New(sha256.New, []byte(key))}
+		want := HashString([]byte(key), "")
+		for i := range 3 {
+			if got := string(hs.appendHMAC([]byte("x"), "")); got != "x"+want {
+				t.Fatalf("key %q, use %d: %s, want x%s", key, i, got, want)
+			}
+			hs.appendHMAC(nil, "not empty") // between uses, the hash holds other state
+		}
 	}
 }
 

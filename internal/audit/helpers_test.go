@@ -72,7 +72,7 @@ func enable(t testing.TB, b *Broker, path string, dev Device) {
 // kvRead is a typical request/response pair: a KV v2 read.
 func kvRead(i int, password string) (req, resp *Entry) {
 	auth := &Auth{
-		ClientToken: "hvs.CAESIJ3x9k" + password, Accessor: "acc-" + password, DisplayName: "kubernetes-app",
+		TokenID: "id-" + password, ClientToken: "hvs.CAESIJ3x9k" + password, Accessor: "acc-" + password, DisplayName: "kubernetes-app",
 		Policies: []string{"default", "app"}, TokenPolicies: []string{"default", "app"},
 		Metadata: map[string]string{"role": "app", "service_account_name": "app"}, EntityID: "ent-1", TokenType: "service",
 	}

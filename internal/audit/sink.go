@@ -63,6 +63,7 @@ type sink struct {
 	log      *slog.Logger
 	counters *Counters
 	hashers  sync.Pool // of *hasher under hmacKey
+	auths    authMemo  // the hashers' memo of token HMACs
 
 	queue  chan *op
 	stop   chan struct{} // closed by Disable
@@ -95,7 +96,7 @@ func (s *sink) hasher() *hasher {
 	if hs, ok := s.hashers.Get().(*hasher); ok {
 		return hs
 	}
-	return &hasher{h: hmac.New(sha256.New, s.hmacKey)}
+	return &hasher{h: hmac.New(sha256.New, s.hmacKey), auths: &s.auths}
 }
 
 // render HMACs and marshals the entries for this device into one buffer
@@ -266,21 +267,31 @@ func (s *sink) run(ctx context.Context) {
 // get the device writes them all together. A caller that is not written
 // by its deadline withdraws its records and fails.
 func (s *sink) writeInline(ctx context.Context, bodies [][]byte, deadline time.Time) error {
-	o := &op{bodies: bodies, deadline: deadline, done: make(chan struct{})}
-	s.pendingMu.Lock()
-	s.pending = append(s.pending, o)
-	s.pendingMu.Unlock()
+	o := &op{bodies: bodies, deadline: deadline}
 	select {
 	case s.sem <- struct{}{}:
-		s.drainPending()
+		s.pendingMu.Lock()
+		if len(s.pending) == 0 {
+			// The device is free and nobody waits: the usual case, where
+			// the records go out at once without the hand-over a shared
+			// write needs (no channel, no list).
+			s.pendingMu.Unlock()
+			err := s.writeAlone(bodies)
+			<-s.sem
+			return err
+		}
+		o.done = make(chan struct{})
+		s.pending = append(s.pending, o)
+		s.pendingMu.Unlock()
+		s.drainPending() // writes (or fails) o with the others
 		<-s.sem
-	default:
-	}
-	select {
-	case <-o.done:
 		return o.err
 	default:
 	}
+	o.done = make(chan struct{})
+	s.pendingMu.Lock()
+	s.pending = append(s.pending, o)
+	s.pendingMu.Unlock()
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
 	var why error
@@ -405,12 +416,7 @@ func (s *sink) handle(ctx context.Context, batch []*op) {
 		if !o.state.CompareAndSwap(opQueued, opRunning) {
 			continue // withdrawn by its caller
 		}
-		for _, body := range o.bodies {
-			start := len(s.buf)
-			seq++
-			s.buf = appendFramed(s.buf, seq, prev, body)
-			prev = appendLineHash(prev[:0], s.buf[start:len(s.buf)-1])
-		}
+		seq, prev = s.frame(seq, prev, o.bodies)
 		lines += len(o.bodies)
 		if deadline.IsZero() || o.deadline.Before(deadline) {
 			deadline = o.deadline
@@ -429,10 +435,50 @@ func (s *sink) handle(ctx context.Context, batch []*op) {
 	}
 	clear(s.batch[:cap(s.batch)])
 	if err == nil {
-		s.since += lines
-		if s.since >= s.every {
-			s.checkpoint(ctx)
-		}
+		s.wrote(ctx, lines)
+	}
+}
+
+// writeAlone frames and writes one caller's records by themselves; the
+// caller holds sem and no other records are pending. After a stop they
+// fail, as pending ones do.
+func (s *sink) writeAlone(bodies [][]byte) error {
+	select {
+	case <-s.stop:
+		return fmt.Errorf("audit: %s: %w", s.path, ErrNotEnabled)
+	default:
+	}
+	head := s.Head()
+	var prevBuf [2 * sha256.Size]byte
+	s.buf = s.buf[:0]
+	seq, prev := s.frame(head.Seq, append(prevBuf[:0], head.Hash...), bodies)
+	ctx := context.Background() // a regular file's write takes no deadline
+	if err := s.writeLines(ctx, time.Time{}, s.buf, len(bodies), Head{Seq: seq, Hash: string(prev)}); err != nil {
+		return err
+	}
+	s.wrote(ctx, len(bodies))
+	return nil
+}
+
+// frame appends bodies to s.buf as the chain's lines after seq, whose
+// hash (hex) is prev, and returns the last line's seq and hash. prev's
+// array is reused for the hashes.
+func (s *sink) frame(seq uint64, prev []byte, bodies [][]byte) (uint64, []byte) {
+	for _, body := range bodies {
+		start := len(s.buf)
+		seq++
+		s.buf = appendFramed(s.buf, seq, prev, body)
+		prev = appendLineHash(prev[:0], s.buf[start:len(s.buf)-1])
+	}
+	return seq, prev
+}
+
+// wrote counts lines just written towards the next checkpoint and writes
+// it when due.
+func (s *sink) wrote(ctx context.Context, lines int) {
+	s.since += lines
+	if s.since >= s.every {
+		s.checkpoint(ctx)
 	}
 }
 

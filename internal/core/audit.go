@@ -127,7 +127,7 @@ func (c *Core) auditAuth(a *Auth, tok string) *audit.Auth {
 	if a == nil {
 		return nil
 	}
-	return &audit.Auth{ClientToken: tok, Accessor: a.Accessor, DisplayName: a.DisplayName,
+	return &audit.Auth{TokenID: a.TokenID, ClientToken: tok, Accessor: a.Accessor, DisplayName: a.DisplayName,
 		Policies: a.Policies, TokenPolicies: a.Policies, Metadata: a.Metadata, EntityID: a.EntityID, TokenType: "service"}
 }
 

@@ -47,6 +47,13 @@ func TestAuditTrail(t *testing.T) {
 	if !strings.Contains(string(raw), hash) {
 		t.Fatal("the audit-hash of the secret is not in the log: investigators could not find it")
 	}
+	// Every entry made with the root token carries the token's HMAC (the
+	// device remembers it per token after the first request).
+	th, err := c.Logical().Write(ctx, "sys/audit-hash/file", map[string]any{"input": "root"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokenHash := th.Data["hash"].(string)
 	types := map[string]int{}
 	sc := bufio.NewScanner(strings.NewReader(string(raw)))
 	var prev map[string]any
@@ -57,6 +64,9 @@ func TestAuditTrail(t *testing.T) {
 			t.Fatalf("not JSON: %s", sc.Text())
 		}
 		types[rec["type"].(string)]++
+		if a, ok := rec["auth"].(map[string]any); ok && a["client_token"] != tokenHash {
+			t.Errorf("entry's client_token %v, want the token's audit-hash %s", a["client_token"], tokenHash)
+		}
 		if rec["type"] == "request" {
 			req := rec["request"].(map[string]any)
 			if req["path"] == "secret/data/app/db" && req["mount_type"] != "kv" {
