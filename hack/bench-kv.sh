@@ -70,9 +70,14 @@ for r in $(seq "$rounds"); do
 done
 python3 - "$dir/off" "$dir/on" <<'PY'
 import statistics, sys
-med = lambda f: statistics.median(float(l.split("/s")[0]) for l in open(f))
-off, on = med(sys.argv[1]), med(sys.argv[2])
+rate = lambda f: [float(l.split("/s")[0]) for l in open(f)]
+offs, ons = rate(sys.argv[1]), rate(sys.argv[2])
+off, on = statistics.median(offs), statistics.median(ons)
 print("median reads: %.0f/s without auditing, %.0f/s with a file device: %+.1f%%" % (off, on, 100 * (on - off) / off))
+# This machine drifts by tens of percent within seconds; each pair ran
+# back to back, so the pairs' own changes are the steadier figure.
+pairs = [100 * (b - a) / a for a, b in zip(offs, ons)]
+print("pairs: median %+.1f%%, mean %+.1f%% (%s)" % (statistics.median(pairs), statistics.mean(pairs), " ".join("%+.0f" % p for p in pairs)))
 PY
 echo "writes, no audit:   $(run write "$@")"
 audit_on
