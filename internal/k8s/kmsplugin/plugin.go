@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -145,8 +144,10 @@ type Plugin struct {
 	// kek is the local key encryption key that encrypts new seeds.
 	kek kekState
 
-	// probeMu serialises round trips, so concurrent Status calls share one.
-	probeMu sync.Mutex
+	// probe (capacity 1) is held by the caller making a health round
+	// trip, so concurrent callers share one; waiting for it watches the
+	// caller's context.
+	probe chan struct{}
 
 	// decrypter coalesces concurrent decrypt calls to coffer.
 	decrypter *coalescer[[]byte]
@@ -170,6 +171,7 @@ func New(cfg Config) (*Plugin, error) {
 		key:    keyName{mount: cfg.Mount, name: cfg.Key},
 		cache:  newDEKCache(cfg.CacheSize, cfg.CacheTTL),
 		logger: cfg.Logger,
+		probe:  make(chan struct{}, 1),
 	}
 	p.metrics = newMetrics(p.cache.len)
 	p.tokens = newTokenManager(cfg.Client, cfg.Auth, cfg.Timeout, cfg.TokenPoll, cfg.Logger.With("subsystem", "token"), p.metrics)
@@ -383,8 +385,15 @@ func (p *Plugin) check(ctx context.Context, force bool) error {
 	if h, ok := p.freshHealth(); ok && !force {
 		return h.err
 	}
-	p.probeMu.Lock()
-	defer p.probeMu.Unlock()
+	select {
+	case p.probe <- struct{}{}:
+	case <-ctx.Done():
+		// Another caller's round trip is under way and this caller gave
+		// up waiting for it (nothing is remembered of that).
+		return &CofferError{Op: "health check", Path: p.key.mount + "/encrypt/" + p.key.name, kind: kindUnavailable,
+			Err: fmt.Errorf("%w (waiting for a round trip under way)", ctx.Err())}
+	}
+	defer func() { <-p.probe }()
 	if h, ok := p.freshHealth(); ok && !force {
 		return h.err // another caller's round trip finished meanwhile
 	}

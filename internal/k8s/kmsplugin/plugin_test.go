@@ -2,6 +2,7 @@ package kmsplugin
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -443,6 +444,43 @@ func TestOutage(t *testing.T) {
 	})
 }
 
+// TestHealthWaitWatchesContext: a caller that finds a health round trip
+// under way waits for it only as long as its own context lives, and is
+// then refused as unavailable; the round trip goes on and its result
+// answers the next caller.
+func TestHealthWaitWatchesContext(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, nil)
+		gate := gated(f)
+		statusc := make(chan *service.StatusResponse, 1)
+		go func() {
+			st, _ := p.Status(ctx)
+			statusc <- st
+		}()
+		synctest.Wait() // the round trip waits for coffer
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := p.Encrypt(short, "", randomDEK(t))
+		if status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "waiting for a round trip under way") {
+			t.Fatalf("Encrypt while a round trip is under way = %v, want Unavailable after its deadline", err)
+		}
+		if d := time.Since(start); d != 100*time.Millisecond {
+			t.Fatalf("Encrypt waited %v, want its own deadline (100ms)", d)
+		}
+		close(gate)
+		if st := <-statusc; st.Healthz != "ok" {
+			t.Fatalf("Status = %+v", st)
+		}
+		if _, err := p.Encrypt(ctx, "", randomDEK(t)); err != nil {
+			t.Fatalf("Encrypt after the round trip: %v", err)
+		}
+	})
+}
+
 // TestKEKRenewal: a KEK encrypts until its lifetime or its use count is
 // spent, then the next Encrypt makes a new one; seeds under the old one
 // still open. Concurrent callers that find no usable KEK share one call
@@ -454,8 +492,7 @@ func TestKEKRenewal(t *testing.T) {
 		f := newFakeCoffer(t)
 		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.KEKLifetime, c.CacheTTL = time.Hour, 24*time.Hour })
 		// A fresh health check first: the callers below then wait only
-		// for the KEK (a caller waiting for a round trip waits on a
-		// mutex, which synctest.Wait does not count as blocked).
+		// for the KEK.
 		if st, _ := p.Status(ctx); st.Healthz != "ok" {
 			t.Fatalf("Status = %+v", st)
 		}
