@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -151,6 +152,20 @@ type Plugin struct {
 
 	// decrypter coalesces concurrent decrypt calls to coffer.
 	decrypter *coalescer[[]byte]
+
+	// opening holds the ciphertexts coffer is opening now, so that
+	// callers needing the same one at once (every seed under one KEK
+	// after a restart) share one call.
+	openMu  sync.Mutex
+	opening map[string]*openFlight
+}
+
+// openFlight is one ciphertext being opened by coffer. Its plaintext goes
+// to the cache, where the callers that waited for it find it; err is set
+// before done is closed.
+type openFlight struct {
+	done chan struct{}
+	err  error
 }
 
 var _ service.Service = (*Plugin)(nil)
@@ -303,12 +318,48 @@ func (p *Plugin) openTransit(ctx context.Context, uid string, ct []byte) ([]byte
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
 	defer cancel()
-	pt, err := p.decrypter.do(ctx, ct)
-	if err != nil {
-		return nil, p.failed(uid, "decrypt", err)
+	for {
+		p.openMu.Lock()
+		f, waiting := p.opening[string(ct)]
+		if !waiting {
+			f = &openFlight{done: make(chan struct{})}
+			if p.opening == nil {
+				p.opening = map[string]*openFlight{}
+			}
+			p.opening[string(ct)] = f
+		}
+		p.openMu.Unlock()
+		if !waiting {
+			pt, err := p.decrypter.do(ctx, ct)
+			if err != nil {
+				err = p.failed(uid, "decrypt", err)
+			} else {
+				p.cache.put(ct, pt)
+			}
+			p.openMu.Lock()
+			delete(p.opening, string(ct))
+			p.openMu.Unlock()
+			f.err = err
+			if err != nil && ctx.Err() != nil {
+				f.err = nil // this caller's time ran out, not coffer's answer: the others try again themselves
+			}
+			close(f.done)
+			return pt, err
+		}
+		select {
+		case <-f.done:
+		case <-ctx.Done():
+			return nil, p.failed(uid, "decrypt", &CofferError{Op: "decrypt", Path: p.key.mount + "/decrypt/" + p.key.name,
+				kind: kindUnavailable, Err: fmt.Errorf("%w (waiting for coffer to open the same ciphertext for another caller)", ctx.Err())})
+		}
+		if f.err != nil {
+			return nil, f.err // coffer's answer to the same ciphertext
+		}
+		if pt, ok := p.cache.get(ct); ok {
+			return pt, nil
+		}
+		// Not cached (no cache, or evicted already): open it again.
 	}
-	p.cache.put(ct, pt)
-	return pt, nil
 }
 
 // checkDecrypt refuses what this plugin cannot have written, before any

@@ -444,6 +444,72 @@ func TestOutage(t *testing.T) {
 	})
 }
 
+// TestKEKUnwrapShared: Decrypts that need the same unseen KEK at once (a
+// restarted plugin's first burst, every seed under one KEK) have coffer
+// unwrap it once; each caller gets its own seed.
+func TestKEKUnwrapShared(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, nil)
+		const n = 16
+		deks, reqs := make([][]byte, n), make([]*service.DecryptRequest, n)
+		for i := range n {
+			deks[i] = randomDEK(t)
+			r, err := p.Encrypt(ctx, "", deks[i])
+			if err != nil {
+				t.Fatal(err)
+			}
+			reqs[i] = &service.DecryptRequest{Ciphertext: r.Ciphertext, KeyID: r.KeyID, Annotations: r.Annotations}
+		}
+		fresh, _, _ := newTestPlugin(t, f, nil)
+		before := len(f.transitSizes())
+		gate := gated(f)
+		got, errs := make([][]byte, n), make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() { got[i], errs[i] = fresh.Decrypt(ctx, "", reqs[i]) })
+		}
+		synctest.Wait() // one caller waits for coffer, the others for it
+		close(gate)
+		wg.Wait()
+		for i := range n {
+			if errs[i] != nil || !bytes.Equal(got[i], deks[i]) {
+				t.Fatalf("Decrypt %d = %x, %v; want %x", i, got[i], errs[i], deks[i])
+			}
+		}
+		if sizes := f.transitSizes()[before:]; len(sizes) != 1 || sizes[0] > 1 {
+			t.Fatalf("coffer calls (batch sizes, 0: one ciphertext) = %v, want one call for the KEK", sizes)
+		}
+
+		// The caller whose call it is gives up (its deadline): one that
+		// waited with time left asks coffer itself, not failing with it.
+		fresh, _, _ = newTestPlugin(t, f, nil)
+		gate = gated(f)
+		short, cancel := context.WithTimeout(ctx, 100*time.Millisecond)
+		defer cancel()
+		shortErr := make(chan error, 1)
+		go func() {
+			_, err := fresh.Decrypt(short, "", reqs[0])
+			shortErr <- err
+		}()
+		synctest.Wait()
+		var long []byte
+		var longErr error
+		wg.Go(func() { long, longErr = fresh.Decrypt(ctx, "", reqs[1]) })
+		if err := <-shortErr; status.Code(err) != codes.Unavailable {
+			t.Fatalf("Decrypt past its deadline = %v, want Unavailable", err)
+		}
+		synctest.Wait() // the second caller now waits for coffer itself
+		close(gate)
+		wg.Wait()
+		if longErr != nil || !bytes.Equal(long, deks[1]) {
+			t.Fatalf("Decrypt of a caller that waited = %x, %v; want %x", long, longErr, deks[1])
+		}
+	})
+}
+
 // TestHealthWaitWatchesContext: a caller that finds a health round trip
 // under way waits for it only as long as its own context lives, and is
 // then refused as unavailable; the round trip goes on and its result
