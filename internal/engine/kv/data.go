@@ -174,37 +174,18 @@ func checkCAS(required bool, cas int64, casOK bool, current uint64) error {
 // dataWrite answers POST/PUT data/<path> {"data":{...},"options":{"cas":N}}:
 // a new version, written with its metadata in one Txn.
 func (e *Engine) dataWrite(ctx context.Context, r *core.Request) (*core.Response, error) {
-	p, err := pathParam(r)
+	in, err := e.decodeDataInput(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	in, err := field.Decode(r)
+	encoded, err := e.encodeData(in.data)
 	if err != nil {
 		return nil, err
 	}
-	data, ok, err := in.Object("data")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, core.BadRequest("no data provided")
-	}
-	cas, casOK, err := casOption(in)
-	if err != nil {
-		return nil, err
-	}
-	encoded, err := e.encodeData(data)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := e.config(ctx)
-	if err != nil {
-		return nil, err
-	}
-
+	p, cfg := in.path, in.cfg
 	var info map[string]any
 	_, err = e.mutate(ctx, p, func(m *keyMeta, _ bool) (change, []storage.Op, error) {
-		if err := checkCAS(cfg.CASRequired || m.CASRequired, cas, casOK, m.CurrentVersion); err != nil {
+		if err := in.checkCAS(m); err != nil {
 			return keep, nil, err
 		}
 		now := e.now().UTC()
@@ -215,7 +196,50 @@ func (e *Engine) dataWrite(ctx context.Context, r *core.Request) (*core.Response
 	if err != nil {
 		return nil, err
 	}
-	return &core.Response{Data: info, Warnings: in.Warnings(r)}, nil
+	return &core.Response{Data: info, Warnings: in.fields.Warnings(r)}, nil
+}
+
+// dataInput is what a data write or patch asks for: the path, the body's
+// "data" object and its check-and-set option, and the mount's config.
+type dataInput struct {
+	path   string
+	fields *field.Set
+	data   map[string]any
+	cas    int64
+	casOK  bool
+	cfg    *engineConfig
+}
+
+func (e *Engine) decodeDataInput(ctx context.Context, r *core.Request) (*dataInput, error) {
+	p, err := pathParam(r)
+	if err != nil {
+		return nil, err
+	}
+	fields, err := field.Decode(r)
+	if err != nil {
+		return nil, err
+	}
+	data, ok, err := fields.Object("data")
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, core.BadRequest("no data provided")
+	}
+	cas, casOK, err := casOption(fields)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := e.config(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &dataInput{path: p, fields: fields, data: data, cas: cas, casOK: casOK, cfg: cfg}, nil
+}
+
+// checkCAS applies the check-and-set rule to a write on top of m.
+func (in *dataInput) checkCAS(m *keyMeta) error {
+	return checkCAS(in.cfg.CASRequired || m.CASRequired, in.cas, in.casOK, m.CurrentVersion)
 }
 
 // versionOps stores version n and drops the pruned versions' data.
@@ -232,37 +256,18 @@ func versionOps(p string, n uint64, encoded []byte, pruned []uint64) []storage.O
 // with the request's data (RFC 7386) becomes a new version. The key and a
 // live current version must exist.
 func (e *Engine) dataPatch(ctx context.Context, r *core.Request) (*core.Response, error) {
-	p, err := pathParam(r)
+	in, err := e.decodeDataInput(ctx, r)
 	if err != nil {
 		return nil, err
 	}
-	in, err := field.Decode(r)
-	if err != nil {
-		return nil, err
-	}
-	patch, ok, err := in.Object("data")
-	if err != nil {
-		return nil, err
-	}
-	if !ok {
-		return nil, core.BadRequest("no data provided")
-	}
-	cas, casOK, err := casOption(in)
-	if err != nil {
-		return nil, err
-	}
-	cfg, err := e.config(ctx)
-	if err != nil {
-		return nil, err
-	}
-
+	p, cfg, patch := in.path, in.cfg, in.data
 	var info map[string]any
 	var gone *core.Response
 	_, err = e.mutate(ctx, p, func(m *keyMeta, exists bool) (change, []storage.Op, error) {
 		if !exists {
 			return keep, nil, core.ErrNotFound
 		}
-		if err := checkCAS(cfg.CASRequired || m.CASRequired, cas, casOK, m.CurrentVersion); err != nil {
+		if err := in.checkCAS(m); err != nil {
 			return keep, nil, err
 		}
 		cur := m.current()
@@ -293,7 +298,7 @@ func (e *Engine) dataPatch(ctx context.Context, r *core.Request) (*core.Response
 	if gone != nil {
 		return gone, nil
 	}
-	return &core.Response{Data: info, Warnings: in.Warnings(r)}, nil
+	return &core.Response{Data: info, Warnings: in.fields.Warnings(r)}, nil
 }
 
 // dataDelete answers DELETE data/<path>: soft-delete the current version.
