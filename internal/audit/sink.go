@@ -267,7 +267,6 @@ func (s *sink) run(ctx context.Context) {
 // get the device writes them all together. A caller that is not written
 // by its deadline withdraws its records and fails.
 func (s *sink) writeInline(ctx context.Context, bodies [][]byte, deadline time.Time) error {
-	o := &op{bodies: bodies, deadline: deadline}
 	select {
 	case s.sem <- struct{}{}:
 		s.pendingMu.Lock()
@@ -280,7 +279,7 @@ func (s *sink) writeInline(ctx context.Context, bodies [][]byte, deadline time.T
 			<-s.sem
 			return err
 		}
-		o.done = make(chan struct{})
+		o := &op{bodies: bodies, deadline: deadline, done: make(chan struct{})}
 		s.pending = append(s.pending, o)
 		s.pendingMu.Unlock()
 		s.drainPending() // writes (or fails) o with the others
@@ -288,7 +287,7 @@ func (s *sink) writeInline(ctx context.Context, bodies [][]byte, deadline time.T
 		return o.err
 	default:
 	}
-	o.done = make(chan struct{})
+	o := &op{bodies: bodies, deadline: deadline, done: make(chan struct{})}
 	s.pendingMu.Lock()
 	s.pending = append(s.pending, o)
 	s.pendingMu.Unlock()
