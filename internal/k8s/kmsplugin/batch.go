@@ -2,7 +2,6 @@ package kmsplugin
 
 import (
 	"context"
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -74,8 +73,7 @@ func (c *coalescer[T]) do(ctx context.Context, in []byte) (T, error) {
 	case <-ctx.Done():
 		if it.state.CompareAndSwap(itemPending, itemAbandoned) {
 			var zero T
-			return zero, &CofferError{Op: c.op, Path: c.path, kind: kindUnavailable,
-				Err: fmt.Errorf("%w (waiting for coffer's answer to a batched request)", ctx.Err())}
+			return zero, gaveUp(ctx, c.op, c.path, "coffer's answer to a batched request")
 		}
 		<-it.done // delivered meanwhile
 		return it.res, it.err

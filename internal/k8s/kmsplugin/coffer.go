@@ -53,6 +53,16 @@ type CofferError struct {
 	Err    error
 }
 
+// gaveUp is the error of a caller whose context ended while it waited
+// (for what: waiting; empty when it waited for coffer's own answer).
+func gaveUp(ctx context.Context, op, path, waiting string) *CofferError {
+	err := ctx.Err()
+	if waiting != "" {
+		err = fmt.Errorf("%w (waiting for %s)", err, waiting)
+	}
+	return &CofferError{Op: op, Path: path, kind: kindUnavailable, Err: err}
+}
+
 func (e *CofferError) Error() string {
 	var hint string
 	switch e.kind {
@@ -150,7 +160,7 @@ func callBatch(ctx context.Context, c *api.Client, op, path string, body []byte,
 // transitEncrypt encrypts pt with the latest version of transit key k and
 // returns the "vault:v<n>:..." ciphertext and n.
 func transitEncrypt(ctx context.Context, c *api.Client, k keyName, pt []byte) (string, int, error) {
-	path := k.mount + "/encrypt/" + k.name
+	path := k.path("encrypt")
 	body := make([]byte, 0, len(`{"plaintext":""}`)+base64.StdEncoding.EncodedLen(len(pt)))
 	body = append(body, `{"plaintext":"`...)
 	body = base64.StdEncoding.AppendEncode(body, pt)
@@ -178,7 +188,7 @@ func transitEncrypt(ctx context.Context, c *api.Client, k keyName, pt []byte) (s
 
 // transitDecrypt opens a transit ciphertext with key k.
 func transitDecrypt(ctx context.Context, c *api.Client, k keyName, ct []byte) ([]byte, error) {
-	path := k.mount + "/decrypt/" + k.name
+	path := k.path("decrypt")
 	body, err := json.Marshal(map[string]string{"ciphertext": string(ct)})
 	if err != nil {
 		return nil, err
@@ -224,7 +234,7 @@ func transitDecryptItems(ctx context.Context, c *api.Client, k keyName, items []
 		items[0].res, items[0].err = transitDecrypt(ctx, c, k, items[0].in)
 		return
 	}
-	path := k.mount + "/decrypt/" + k.name
+	path := k.path("decrypt")
 	in := make([]map[string]string, len(items))
 	for i, it := range items {
 		in[i] = map[string]string{"ciphertext": string(it.in)}

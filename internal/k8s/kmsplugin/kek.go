@@ -111,7 +111,7 @@ func (p *Plugin) currentKEK(ctx context.Context) (*localKEK, error) {
 	case <-f.done:
 		return f.kek, f.err
 	case <-ctx.Done():
-		return nil, &CofferError{Op: "encrypt", Path: p.key.mount + "/encrypt/" + p.key.name, kind: kindUnavailable, Err: ctx.Err()}
+		return nil, gaveUp(ctx, "encrypt", p.key.path("encrypt"), "")
 	}
 }
 

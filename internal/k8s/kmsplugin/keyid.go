@@ -38,6 +38,9 @@ type keyName struct {
 
 func (k keyName) String() string { return k.mount + "/" + k.name }
 
+// path is the key's transit path for op: <mount>/<op>/<name>.
+func (k keyName) path(op string) string { return k.mount + "/" + op + "/" + k.name }
+
 // keyID is the KMS key id of version v: it changes when the transit key
 // rotates, which makes the apiserver fetch a new seed and treat data
 // under older ids as stale.

@@ -182,16 +182,17 @@ func New(cfg Config) (*Plugin, error) {
 		return nil, fmt.Errorf("kms-plugin: %w", err)
 	}
 	p := &Plugin{
-		cfg:    cfg,
-		key:    keyName{mount: cfg.Mount, name: cfg.Key},
-		cache:  newDEKCache(cfg.CacheSize, cfg.CacheTTL),
-		logger: cfg.Logger,
-		probe:  make(chan struct{}, 1),
+		cfg:     cfg,
+		key:     keyName{mount: cfg.Mount, name: cfg.Key},
+		cache:   newDEKCache(cfg.CacheSize, cfg.CacheTTL),
+		logger:  cfg.Logger,
+		probe:   make(chan struct{}, 1),
+		opening: map[string]*openFlight{},
 	}
 	p.metrics = newMetrics(p.cache.len)
 	p.tokens = newTokenManager(cfg.Client, cfg.Auth, cfg.Timeout, cfg.TokenPoll, cfg.Logger.With("subsystem", "token"), p.metrics)
 	p.decrypter = &coalescer[[]byte]{
-		op: "decrypt", path: p.key.mount + "/decrypt/" + p.key.name, timeout: cfg.Timeout,
+		op: "decrypt", path: p.key.path("decrypt"), timeout: cfg.Timeout,
 		send: func(ctx context.Context, items []*batchItem[[]byte]) {
 			c, err := p.client()
 			if err != nil {
@@ -323,9 +324,6 @@ func (p *Plugin) openTransit(ctx context.Context, uid string, ct []byte) ([]byte
 		f, waiting := p.opening[string(ct)]
 		if !waiting {
 			f = &openFlight{done: make(chan struct{})}
-			if p.opening == nil {
-				p.opening = map[string]*openFlight{}
-			}
 			p.opening[string(ct)] = f
 		}
 		p.openMu.Unlock()
@@ -349,8 +347,7 @@ func (p *Plugin) openTransit(ctx context.Context, uid string, ct []byte) ([]byte
 		select {
 		case <-f.done:
 		case <-ctx.Done():
-			return nil, p.failed(uid, "decrypt", &CofferError{Op: "decrypt", Path: p.key.mount + "/decrypt/" + p.key.name,
-				kind: kindUnavailable, Err: fmt.Errorf("%w (waiting for coffer to open the same ciphertext for another caller)", ctx.Err())})
+			return nil, p.failed(uid, "decrypt", gaveUp(ctx, "decrypt", p.key.path("decrypt"), "coffer to open the same ciphertext for another caller"))
 		}
 		if f.err != nil {
 			return nil, f.err // coffer's answer to the same ciphertext
@@ -441,8 +438,7 @@ func (p *Plugin) check(ctx context.Context, force bool) error {
 	case <-ctx.Done():
 		// Another caller's round trip is under way and this caller gave
 		// up waiting for it (nothing is remembered of that).
-		return &CofferError{Op: "health check", Path: p.key.mount + "/encrypt/" + p.key.name, kind: kindUnavailable,
-			Err: fmt.Errorf("%w (waiting for a round trip under way)", ctx.Err())}
+		return gaveUp(ctx, "health check", p.key.path("encrypt"), "a round trip under way")
 	}
 	defer func() { <-p.probe }()
 	if h, ok := p.freshHealth(); ok && !force {
