@@ -17,34 +17,18 @@ bins=("$@")
 base=$(mktemp -d)
 cleanup() { for d in "$base"/s*; do kill "$(cat "$d/pid" 2>/dev/null)" 2>/dev/null; done; rm -rf "$base"; }
 trap cleanup EXIT
+. "$(dirname "$0")/coffer-server.sh"
 i=0
 for bin in "${bins[@]}"; do
-  d=$base/s$i; mkdir -p $d; port=$(( 20000 + RANDOM % 20000 ))
-  cat > $d/c.yaml <<Y
-storage:
-  bolt:
-    path: $d/coffer.db
-listener:
-  address: 127.0.0.1:$port
-  tls:
-    disable: true
-log:
-  level: warn
-Y
-  "$bin" server --config $d/c.yaml > $d/log 2>&1 &
-  echo $! > $d/pid; echo http://127.0.0.1:$port > $d/addr
-  for _ in $(seq 100); do curl -s -o /dev/null "$(cat $d/addr)/v1/sys/health" && break; sleep 0.05; done
-  init=$(COFFER_ADDR=$(cat $d/addr) "$bin" operator init --key-shares 1 --key-threshold 1 --format json)
-  echo "$init" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["root_token"]); print((d.get("keys_b64") or d.get("unseal_keys_b64") or d["keys"])[0])' > $d/keys
-  COFFER_ADDR=$(cat $d/addr) "$bin" operator unseal "$(sed -n 2p $d/keys)" >/dev/null
-  COFFER_ADDR=$(cat $d/addr) COFFER_TOKEN=$(head -1 $d/keys) "$bin" secrets enable --path=secret --version=2 kv >/dev/null
+  d=$base/s$i; mkdir -p "$d"
+  start_coffer "$bin" "$d"
   i=$((i+1))
 done
 bench=${bins[0]}
 for r in $(seq $rounds); do
   i=0
   for bin in "${bins[@]}"; do
-    d=$base/s$i; export COFFER_ADDR=$(cat $d/addr) COFFER_TOKEN=$(head -1 $d/keys)
+    d=$base/s$i; export COFFER_ADDR=$(cat $d/addr) COFFER_TOKEN=$(cat $d/token)
     off=$("$bench" bench kv -duration $dur -op read --format json | python3 -c 'import json,sys;print(json.load(sys.stdin)["ops_per_sec"])')
     "$bin" audit enable file file_path=$d/audit.log >/dev/null
     on=$("$bench" bench kv -duration $dur -op read --format json | python3 -c 'import json,sys;print(json.load(sys.stdin)["ops_per_sec"])')

@@ -10,27 +10,9 @@ dur=${1:-10s}; shift || true
 dir=$(mktemp -d)
 trap 'kill $(cat "$dir/pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$dir"' EXIT
 go build -o "$dir/coffer" ./cmd/coffer
-port=$(( 20000 + RANDOM % 20000 ))
-cat > "$dir/coffer.yaml" <<YAML
-storage:
-  bolt:
-    path: $dir/coffer.db
-listener:
-  address: 127.0.0.1:$port
-  tls:
-    disable: true
-log:
-  level: warn
-YAML
-"$dir/coffer" server --config "$dir/coffer.yaml" > "$dir/server.log" 2>&1 &
-echo $! > "$dir/pid"
-export COFFER_ADDR=http://127.0.0.1:$port
-for _ in $(seq 100); do curl -s -o /dev/null "$COFFER_ADDR/v1/sys/health" && break; sleep 0.05; done
-init=$("$dir/coffer" operator init --key-shares 1 --key-threshold 1 --format json)
-key=$(echo "$init" | python3 -c 'import json,sys; d=json.load(sys.stdin); print((d.get("keys_b64") or d.get("unseal_keys_b64") or d["keys"])[0])')
-export COFFER_TOKEN=$(echo "$init" | python3 -c 'import json,sys; print(json.load(sys.stdin)["root_token"])')
-"$dir/coffer" operator unseal "$key" > /dev/null
-"$dir/coffer" secrets enable --path=secret --version=2 kv > /dev/null 2>&1
+. "$(dirname "$0")/coffer-server.sh"
+start_coffer "$dir/coffer" "$dir"
+export COFFER_ADDR=$(cat "$dir/addr") COFFER_TOKEN=$(cat "$dir/token")
 # run OP [flags]: one bench run; prints throughput, latency and the CPU
 # time per operation of the server and of the bench client.
 run() {
