@@ -43,7 +43,7 @@ ops = max(r["ops"], 1)
 srv = (int(sys.argv[2]) - int(sys.argv[1])) / tick / ops * 1e6
 plug = (int(sys.argv[4]) - int(sys.argv[3])) / tick / ops * 1e6
 u, s = open(sys.argv[5]).read().split()[-2:]
-late = " late %d" % r["late"] if r.get("rate") else ""
+late = " late %d" % r.get("late", 0) if r.get("rate") else ""
 print("%7.0f/s  p50 %.2f  p95 %.2f  p99 %.2f  max %.1f ms  errors %d%s  cpu/call: plugin %.0f us, server %.0f us, bench %.0f us" % (
     r["ops_per_sec"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r["errors"], late, plug, srv, (float(u) + float(s)) / ops * 1e6))
 ' "$s0" "$s1" "$p0" "$p1" "$dir/time"

@@ -72,7 +72,8 @@ type pluginProc struct {
 	done    chan struct{}
 }
 
-func startPlugin(t *testing.T, cofferAddr, tokenFile, dir, logName string) *pluginProc {
+// startPlugin starts the plugin; flags in extra come last and so win.
+func startPlugin(t testing.TB, cofferAddr, tokenFile, dir, logName string, extra ...string) *pluginProc {
 	t.Helper()
 	p := &pluginProc{
 		logPath: filepath.Join(dir, logName),
@@ -87,6 +88,7 @@ func startPlugin(t *testing.T, cofferAddr, tokenFile, dir, logName string) *plug
 	p.cmd = exec.Command(servertest.Binary(t), "kms-plugin",
 		"-address", cofferAddr, "-key", transitKey, "-token-file", tokenFile,
 		"-socket", p.socket, "-metrics-address", p.metrics, "-refresh", "2s", "-log-level", "debug")
+	p.cmd.Args = append(p.cmd.Args, extra...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -118,7 +120,7 @@ func tail(s string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-func dialKMS(t *testing.T, socket string) kmsapi.KeyManagementServiceClient {
+func dialKMS(t testing.TB, socket string) kmsapi.KeyManagementServiceClient {
 	t.Helper()
 	conn, err := grpc.NewClient("unix://"+socket, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
