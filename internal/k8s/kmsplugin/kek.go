@@ -51,6 +51,7 @@ const (
 type localKEK struct {
 	wrapped []byte // the transit ciphertext of the key
 	version int    // the transit key version that wrapped it
+	keyID   string // the key id naming version
 	aead    cipher.AEAD
 	created time.Time
 	uses    atomic.Int64
@@ -97,7 +98,11 @@ func (p *Plugin) currentKEK(ctx context.Context) (*localKEK, error) {
 	}
 	p.kek.mu.Unlock()
 	if lead {
-		f.kek, f.err = p.newKEK(ctx)
+		// Only the caller that makes the KEK calls coffer, so only it
+		// needs the bound on a coffer call.
+		cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
+		f.kek, f.err = p.newKEK(cctx)
+		cancel()
 		p.kek.mu.Lock()
 		if f.err == nil {
 			p.kek.cur.Store(f.kek)
@@ -135,10 +140,10 @@ func (p *Plugin) newKEK(ctx context.Context) (*localKEK, error) {
 		return nil, err
 	}
 	p.sawVersion(v)
-	k := &localKEK{wrapped: []byte(ct), version: v, aead: aead, created: time.Now()}
+	k := &localKEK{wrapped: []byte(ct), version: v, keyID: p.key.keyID(v), aead: aead, created: time.Now()}
 	p.cache.put(k.wrapped, raw)
 	p.metrics.kekCreated()
-	p.logger.Info("new local key encryption key", "key_id", p.key.keyID(v))
+	p.logger.Info("new local key encryption key", "key_id", k.keyID)
 	return k, nil
 }
 
@@ -173,7 +178,7 @@ func (p *Plugin) encryptLocal(ctx context.Context, plaintext []byte) (*service.E
 	out = k.aead.Seal(out, out[:nonceSize], plaintext, kekAAD(aad[:0], k.wrapped))
 	return &service.EncryptResponse{
 		Ciphertext: out,
-		KeyID:      p.key.keyID(k.version),
+		KeyID:      k.keyID,
 		Annotations: map[string][]byte{
 			AnnotationFormat: []byte(FormatLocalKEK),
 			AnnotationKEK:    k.wrapped,

@@ -256,8 +256,6 @@ func (p *Plugin) encrypt(ctx context.Context, uid string, plaintext []byte) (*se
 	if _, err := p.client(); err != nil {
 		return nil, p.failed(uid, "encrypt", err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-	defer cancel()
 	resp, err := p.encryptLocal(ctx, plaintext)
 	if err != nil {
 		return nil, p.failed(uid, "encrypt", err)

@@ -649,6 +649,30 @@ func TestTimeout(t *testing.T) {
 			t.Errorf("Status after %v: %+v", d, st)
 		}
 	})
+	// Healthy, but the transit call that makes the first KEK hangs: the
+	// Encrypt that makes it and one waiting for it return at the timeout.
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, func(c *Config) { c.Timeout = 1500 * time.Millisecond })
+		if st, err := p.Status(ctx); err != nil || st.Healthz != "ok" {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+		f.set(func(f *fakeCoffer) { f.hang = true })
+		start := time.Now()
+		errc := make(chan error, 2)
+		for range 2 {
+			go func() { _, err := p.Encrypt(ctx, "", randomDEK(t)); errc <- err }()
+		}
+		for range 2 {
+			if err := <-errc; status.Code(err) != codes.Unavailable && status.Code(err) != codes.DeadlineExceeded {
+				t.Errorf("Encrypt while making a KEK hangs: %v", err)
+			}
+		}
+		if d := time.Since(start); d != 1500*time.Millisecond {
+			t.Errorf("Encrypt returned after %v, want the 1.5s timeout", d)
+		}
+	})
 }
 
 func TestStatusMessages(t *testing.T) {
