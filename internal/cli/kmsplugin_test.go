@@ -32,6 +32,7 @@ func TestKMSPluginFlags(t *testing.T) {
 		{"missing token file", []string{"-key", "k", "-token-file", filepath.Join(dir, "nope")}, 1, "read token file"},
 		{"missing jwt file", []string{"-key", "k", "-auth-method", "jwt", "-role", "r", "-jwt-file", filepath.Join(dir, "nope")}, 1, "read JWT file"},
 		{"slash in key", []string{"-key", "a/b", "-token-file", tok}, 1, `transit key name "a/b"`},
+		{"no procs", []string{"-key", "k", "-token-file", tok, "-procs", "0"}, 2, "-procs 0: want at least 1"},
 		{"arguments", []string{"-key", "k", "-token-file", tok, "extra"}, 2, "expected at most 0"},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,8 @@ package e2e
 
 import (
 	"encoding/json"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -41,8 +43,11 @@ path "transit/decrypt/kube-apiserver" { capabilities = ["update"] }
 	}
 	t.Cleanup(func() { os.RemoveAll(sockDir) })
 	socket := filepath.Join(sockDir, "kms.sock")
+	metrics := servertest.FreeAddr(t)
 	plugin := exec.CommandContext(t.Context(), servertest.Binary(t), "kms-plugin", "-address", p.Addr,
-		"-key", "kube-apiserver", "-token-file", tokenFile, "-socket", socket)
+		"-key", "kube-apiserver", "-token-file", tokenFile, "-socket", socket, "-metrics-address", metrics)
+	// The plugin runs on one CPU unless told otherwise (-procs).
+	plugin.Env = append(os.Environ(), "GOMAXPROCS=")
 	var logs strings.Builder
 	plugin.Stdout, plugin.Stderr = &logs, &logs
 	if err := plugin.Start(); err != nil {
@@ -56,6 +61,16 @@ path "transit/decrypt/kube-apiserver" { capabilities = ["update"] }
 		if time.Now().After(deadline) {
 			t.Fatalf("plugin did not listen on %s", socket)
 		}
+	}
+
+	resp, err := http.Get("http://" + metrics + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(body), "\ngo_sched_gomaxprocs_threads 1\n") {
+		t.Errorf("plugin metrics: want go_sched_gomaxprocs_threads 1 (-procs defaults to 1)")
 	}
 
 	type result struct {
