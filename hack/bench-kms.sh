@@ -33,7 +33,9 @@ cpu() { awk '{print $14+$15}' "/proc/$1/stat"; }
 run() {
 	local s0 p0 s1 p1 out
 	s0=$(cpu "$(cat "$dir/pid")"); p0=$(cpu "$(cat "$dir/plugin.pid")")
-	out=$( { /usr/bin/time -f "%U %S" "$c" bench kms -socket "$dir/kms.sock" -duration "$dur" -op "$1" --format json "${@:2}" 2>"$dir/time" ; } )
+	if ! out=$( { /usr/bin/time -f "%U %S" "$c" bench kms -socket "$dir/kms.sock" -duration "$dur" -op "$1" --format json "${@:2}" 2>"$dir/time" ; } ); then
+		echo "failed: $(cat "$dir/time")"; return
+	fi
 	s1=$(cpu "$(cat "$dir/pid")"); p1=$(cpu "$(cat "$dir/plugin.pid")")
 	echo "$out" | python3 -c '
 import json, os, sys
@@ -44,8 +46,9 @@ srv = (int(sys.argv[2]) - int(sys.argv[1])) / tick / ops * 1e6
 plug = (int(sys.argv[4]) - int(sys.argv[3])) / tick / ops * 1e6
 u, s = open(sys.argv[5]).read().split()[-2:]
 late = " late %d" % r.get("late", 0) if r.get("rate") else ""
-print("%7.0f/s  p50 %.2f  p95 %.2f  p99 %.2f  max %.1f ms  errors %d%s  cpu/call: plugin %.0f us, server %.0f us, bench %.0f us" % (
-    r["ops_per_sec"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r["errors"], late, plug, srv, (float(u) + float(s)) / ops * 1e6))
+first = "  first error: " + r["first_error"] if r.get("first_error") else ""
+print("%7.0f/s  p50 %.2f  p95 %.2f  p99 %.2f  max %.1f ms  errors %d%s  cpu/call: plugin %.0f us, server %.0f us, bench %.0f us%s" % (
+    r["ops_per_sec"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"], r["errors"], late, plug, srv, (float(u) + float(s)) / ops * 1e6, first))
 ' "$s0" "$s1" "$p0" "$p1" "$dir/time"
 }
 for op in ${OPS:-encrypt decrypt status}; do
@@ -54,3 +57,4 @@ for op in ${OPS:-encrypt decrypt status}; do
 		echo "$op, 16 callers, $rate/s: $(run "$op" -rate "$rate" "$@")"
 	done
 done
+if grep -q . "$dir/plugin.log"; then echo "plugin log (warnings and errors):"; tail -20 "$dir/plugin.log"; fi

@@ -91,32 +91,32 @@ func (p *Plugin) currentKEK(ctx context.Context) (*localKEK, error) {
 		return k, nil
 	}
 	f := p.kek.flight
-	lead := f == nil
-	if lead {
+	if f == nil {
+		// The KEK is the plugin's, not the caller's: it is made to the
+		// end of its own Timeout even when the caller that asked first
+		// gives up, so that the others waiting for it do not fail with
+		// that caller's cancellation.
 		f = &kekFlight{done: make(chan struct{})}
 		p.kek.flight = f
+		go func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.Timeout)
+			f.kek, f.err = p.newKEK(cctx)
+			cancel()
+			p.kek.mu.Lock()
+			if f.err == nil {
+				p.kek.cur.Store(f.kek)
+			}
+			p.kek.flight = nil
+			p.kek.mu.Unlock()
+			close(f.done)
+		}()
 	}
 	p.kek.mu.Unlock()
-	if lead {
-		// Only the caller that makes the KEK calls coffer, so only it
-		// needs the bound on a coffer call.
-		cctx, cancel := context.WithTimeout(ctx, p.cfg.Timeout)
-		f.kek, f.err = p.newKEK(cctx)
-		cancel()
-		p.kek.mu.Lock()
-		if f.err == nil {
-			p.kek.cur.Store(f.kek)
-		}
-		p.kek.flight = nil
-		p.kek.mu.Unlock()
-		close(f.done)
-		return f.kek, f.err
-	}
 	select {
 	case <-f.done:
 		return f.kek, f.err
 	case <-ctx.Done():
-		return nil, gaveUp(ctx, "encrypt", p.key.path("encrypt"), "")
+		return nil, gaveUp(ctx, "encrypt", p.key.path("encrypt"), "a new key encryption key")
 	}
 }
 

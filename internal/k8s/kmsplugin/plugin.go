@@ -145,9 +145,9 @@ type Plugin struct {
 	// kek is the local key encryption key that encrypts new seeds.
 	kek kekState
 
-	// probe (capacity 1) is held by the caller making a health round
-	// trip, so concurrent callers share one; waiting for it watches the
-	// caller's context.
+	// probe (capacity 1) is held while a health round trip runs, so
+	// concurrent callers share one; waiting for it watches the caller's
+	// context.
 	probe chan struct{}
 
 	// decrypter coalesces concurrent decrypt calls to coffer.
@@ -438,20 +438,34 @@ func (p *Plugin) check(ctx context.Context, force bool) error {
 		// up waiting for it (nothing is remembered of that).
 		return gaveUp(ctx, "health check", p.key.path("encrypt"), "a round trip under way")
 	}
-	defer func() { <-p.probe }()
 	if h, ok := p.freshHealth(); ok && !force {
+		<-p.probe
 		return h.err // another caller's round trip finished meanwhile
 	}
-	err := p.roundTrip(ctx)
-	was := p.health.Swap(&healthState{at: time.Now(), err: err})
-	p.metrics.health(err == nil, int(p.latest.Load()))
-	switch {
-	case err != nil && (was == nil || was.err == nil):
-		p.logger.Warn("unhealthy", "err", err)
-	case err == nil && (was == nil || was.err != nil):
-		p.logger.Info("healthy", "key_id", p.KeyID())
+	// The round trip is the plugin's, not the caller's: it runs to its
+	// own Timeout even when the caller that started it gives up (the
+	// apiserver's deadline, a cancelled request), so that one caller's
+	// cancellation is never remembered as coffer being unhealthy.
+	done := make(chan error, 1)
+	go func() {
+		defer func() { <-p.probe }()
+		err := p.roundTrip(context.WithoutCancel(ctx))
+		was := p.health.Swap(&healthState{at: time.Now(), err: err})
+		p.metrics.health(err == nil, int(p.latest.Load()))
+		switch {
+		case err != nil && (was == nil || was.err == nil):
+			p.logger.Warn("unhealthy", "err", err)
+		case err == nil && (was == nil || was.err != nil):
+			p.logger.Info("healthy", "key_id", p.KeyID())
+		}
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return gaveUp(ctx, "health check", p.key.path("encrypt"), "the round trip it started")
 	}
-	return err
 }
 
 // freshHealth returns the last round trip's result while it may still

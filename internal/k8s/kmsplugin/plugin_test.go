@@ -551,6 +551,86 @@ func TestHealthWaitWatchesContext(t *testing.T) {
 // spent, then the next Encrypt makes a new one; seeds under the old one
 // still open. Concurrent callers that find no usable KEK share one call
 // to coffer.
+// TestHealthOutlivesCaller: the caller that starts a health round trip
+// and then gives up (the apiserver's deadline, or its request cancelled)
+// returns at once, but the round trip goes on to its own end and its
+// result is what Status reports; a cancellation is never remembered as
+// coffer being unhealthy.
+func TestHealthOutlivesCaller(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"cancelled", "deadline"} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx := t.Context()
+				f := newFakeCoffer(t)
+				p, _, _ := newTestPlugin(t, f, nil)
+				gate := gated(f)
+				caller, cancel := context.WithCancel(ctx)
+				if name == "deadline" {
+					caller, cancel = context.WithTimeout(ctx, 100*time.Millisecond)
+				}
+				defer cancel()
+				errc := make(chan error, 1)
+				go func() { _, err := p.Encrypt(caller, "", randomDEK(t)); errc <- err }()
+				synctest.Wait() // its round trip waits for coffer
+				start := time.Now()
+				if name == "cancelled" {
+					cancel()
+				}
+				if err := <-errc; status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "waiting for the round trip it started") {
+					t.Fatalf("Encrypt of a caller that gave up = %v", err)
+				}
+				if d := time.Since(start); name == "deadline" && d != 100*time.Millisecond {
+					t.Fatalf("Encrypt returned after %v, want its deadline", d)
+				}
+				close(gate) // coffer answers the round trip
+				synctest.Wait()
+				if st, err := p.Status(ctx); err != nil || st.Healthz != "ok" {
+					t.Fatalf("Status after the round trip = %+v, %v; want ok", st, err)
+				}
+				if got := f.count("transit/encrypt/" + f.key); got != 1 {
+					t.Errorf("transit encrypt calls = %d, want the one round trip (Status used its result)", got)
+				}
+				if _, err := p.Encrypt(ctx, "", randomDEK(t)); err != nil {
+					t.Fatalf("Encrypt after the round trip: %v", err)
+				}
+			})
+		})
+	}
+}
+
+// TestKEKOutlivesCaller: the Encrypt that starts making a KEK gives up;
+// another Encrypt waiting for the same KEK gets it all the same.
+func TestKEKOutlivesCaller(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx := t.Context()
+		f := newFakeCoffer(t)
+		p, _, _ := newTestPlugin(t, f, nil)
+		if st, err := p.Status(ctx); err != nil || st.Healthz != "ok" {
+			t.Fatalf("status: %+v %v", st, err)
+		}
+		gate := gated(f)
+		first, cancel := context.WithCancel(ctx)
+		errc := make(chan error, 2)
+		go func() { _, err := p.Encrypt(first, "", randomDEK(t)); errc <- err }()
+		synctest.Wait() // making the KEK waits for coffer
+		go func() { _, err := p.Encrypt(ctx, "", randomDEK(t)); errc <- err }()
+		synctest.Wait()
+		cancel()
+		if err := <-errc; status.Code(err) != codes.Unavailable || !strings.Contains(err.Error(), "waiting for a new key encryption key") {
+			t.Fatalf("Encrypt that gave up = %v", err)
+		}
+		close(gate)
+		if err := <-errc; err != nil {
+			t.Fatalf("Encrypt waiting for the same KEK: %v", err)
+		}
+		if got := f.count("transit/encrypt/" + f.key); got != 2 {
+			t.Errorf("transit encrypt calls = %d, want 2 (the health round trip and one KEK)", got)
+		}
+	})
+}
+
 func TestKEKRenewal(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
