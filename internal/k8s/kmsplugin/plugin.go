@@ -250,7 +250,11 @@ func (p *Plugin) encrypt(ctx context.Context, uid string, plaintext []byte) (*se
 	// stale), though a KEK in memory could seal the seed: sealing coffer
 	// stops the wrapping of new seeds.
 	if err := p.check(ctx, false); err != nil {
-		p.logger.Warn("encrypt refused: coffer is unhealthy", "uid", uid, "err", err)
+		if ctx.Err() != nil {
+			p.logger.Debug("encrypt: the caller gave up waiting for the health round trip", "uid", uid, "err", err)
+		} else {
+			p.logger.Warn("encrypt refused: coffer is unhealthy", "uid", uid, "err", err)
+		}
 		return nil, status.Error(codes.Unavailable, "kms-plugin: encrypt: "+healthz(err))
 	}
 	if _, err := p.client(); err != nil {
